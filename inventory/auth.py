@@ -1,0 +1,99 @@
+"""Bearer tokens and roles. Every ``/api/v1`` operation declares who may call it."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Callable
+from copy import deepcopy
+from dataclasses import dataclass
+from functools import wraps
+from typing import Any, TypeVar, cast
+
+from flask import g, request
+from sqlalchemy import select
+
+from inventory.errors import Forbidden, Unauthorized
+from inventory.users.models import ApiToken, Role, User
+
+TOKEN_PREFIX = "inv_"
+TOKEN_BYTES = 32
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+ALL_ROLES = tuple(Role)
+ADMIN = (Role.ADMIN,)
+# Named after the rows of the role table in API.md.
+CATALOG_WRITERS = (Role.ADMIN, Role.WAREHOUSE)
+STOCK_READERS = (Role.ADMIN, Role.COORDINATOR, Role.WAREHOUSE, Role.FINANCE)
+STOCK_WRITERS = (Role.ADMIN, Role.WAREHOUSE)
+
+
+def new_token() -> str:
+    return TOKEN_PREFIX + secrets.token_urlsafe(TOKEN_BYTES)
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Caller:
+    user_id: int
+    name: str
+    role: Role
+    site: str | None
+    vehicle_location_id: int | None
+
+
+def _authenticate() -> Caller:
+    from inventory.web import session  # late: web imports this module
+
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("Send 'Authorization: Bearer <token>'.")
+    row = session().execute(
+        select(User)
+        .join(ApiToken, ApiToken.user_id == User.id)
+        .where(
+            ApiToken.token_hash == hash_token(token.strip()),
+            ApiToken.revoked_at.is_(None),
+            User.active.is_(True),
+        )
+    ).scalar_one_or_none()
+    if row is None:
+        raise Unauthorized("The token is unknown, revoked, or belongs to a deactivated user.")
+    return Caller(row.id, row.name, row.role, row.site, row.vehicle_location_id)
+
+
+def current_caller() -> Caller:
+    caller = g.get("caller")
+    if caller is None:
+        caller = _authenticate()
+        g.caller = caller
+    return cast(Caller, caller)
+
+
+def requires(*roles: Role) -> Callable[[F], F]:
+    """Authenticate the caller (401) and admit only ``roles`` (403); documents both."""
+    allowed = frozenset(roles)
+
+    def decorator(view: F) -> F:
+        @wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            caller = current_caller()
+            if caller.role not in allowed:
+                raise Forbidden(f"The {caller.role.value} role may not call this operation.")
+            return view(*args, **kwargs)
+
+        apidoc = deepcopy(getattr(view, "_apidoc", {}))
+        manual = apidoc.setdefault("manual_doc", {})
+        manual["security"] = [{"bearerAuth": []}]
+        manual["x-roles"] = [role.value for role in Role if role in allowed]
+        manual.setdefault("responses", {}).update({"401": "UNAUTHORIZED", "403": "FORBIDDEN"})
+        wrapper._apidoc = apidoc  # type: ignore[attr-defined]
+        wrapper.allowed_roles = allowed  # type: ignore[attr-defined]
+        return cast(F, wrapper)
+
+    return decorator

@@ -1,0 +1,185 @@
+"""Engine, per-request sessions, column types and the SQLite/PostgreSQL connection rules."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from decimal import ROUND_HALF_EVEN, Decimal
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import BigInteger, Connection, DateTime, Engine, MetaData, create_engine, event
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.types import TypeDecorator
+
+from inventory.config import Settings
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+MONEY_SCALE = Decimal("0.0001")
+_MONEY_FACTOR = 10_000
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timestamps are stored in UTC and always come back timezone-aware."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are not stored; attach a timezone")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+def to_money(value: Decimal | int | str) -> Decimal:
+    """Quantize to the four decimal places money is kept at."""
+    return Decimal(value).quantize(MONEY_SCALE, rounding=ROUND_HALF_EVEN)
+
+
+class Money(TypeDecorator[Decimal]):
+    """Exact money: stored as a whole number of ten-thousandths, so SQL sums stay exact."""
+
+    impl = BigInteger
+    cache_ok = True
+
+    def process_bind_param(self, value: Decimal | None, dialect: Dialect) -> int | None:
+        if value is None:
+            return None
+        if not isinstance(value, Decimal):
+            raise TypeError("money must be a Decimal")
+        return int(to_money(value) * _MONEY_FACTOR)
+
+    def process_result_value(self, value: int | None, dialect: Dialect) -> Decimal | None:
+        if value is None:
+            return None
+        return (Decimal(value) / _MONEY_FACTOR).quantize(MONEY_SCALE)
+
+
+def money_from_units(value: int | None) -> Decimal:
+    """Turn a raw SQL sum of :class:`Money` columns back into a Decimal."""
+    return (Decimal(value or 0) / _MONEY_FACTOR).quantize(MONEY_SCALE)
+
+
+READ_ONLY = "inventory_read_only"
+
+
+def _configure_sqlite(engine: Engine, settings: Settings) -> None:
+    @event.listens_for(engine, "connect")
+    def on_connect(dbapi_connection: sqlite3.Connection, record: ConnectionPoolEntry) -> None:
+        # Take transaction control from the driver so BEGIN IMMEDIATE is ours to emit.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute(f"PRAGMA busy_timeout={int(settings.sqlite_busy_timeout_ms)}")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def on_begin(connection: Connection) -> None:
+        # Writers take the write lock up front, so two writers queue instead of one failing
+        # at commit; read-only requests stay deferred and never block writers under WAL.
+        if connection.get_execution_options().get(READ_ONLY):
+            connection.exec_driver_sql("BEGIN")
+        else:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def make_engine(settings: Settings) -> Engine:
+    url = settings.database_url
+    if settings.is_sqlite:
+        path = url.split("///", 1)[1] if "///" in url else ""
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(
+            url,
+            hide_parameters=True,
+            connect_args={"timeout": settings.sqlite_busy_timeout_ms / 1000},
+        )
+        _configure_sqlite(engine, settings)
+        return engine
+    options = (
+        f"-c lock_timeout={settings.pg_lock_timeout_ms}"
+        f" -c statement_timeout={settings.pg_statement_timeout_ms}"
+        " -c timezone=UTC"
+    )
+    return create_engine(
+        url,
+        hide_parameters=True,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_pool_size,
+        pool_pre_ping=True,
+        connect_args={"options": options},
+    )
+
+
+class Database:
+    """One engine per process; sessions are opened per request and per CLI command."""
+
+    def __init__(self, settings: Settings, engine: Engine | None = None) -> None:
+        self.settings = settings
+        self.engine = engine or make_engine(settings)
+        self._bind: Engine | Connection = self.engine
+        self._join_mode: Any = "conditional_savepoint"
+
+    def bind_to(self, connection: Connection | None) -> None:
+        """Route sessions through one outer connection (tests roll it back afterwards)."""
+        if connection is None:
+            self._bind = self.engine
+            self._join_mode = "conditional_savepoint"
+        else:
+            self._bind = connection
+            self._join_mode = "create_savepoint"
+
+    def session(self, *, read_only: bool = False) -> Session:
+        bind = self._bind
+        if read_only and isinstance(bind, Engine):
+            bind = bind.execution_options(**{READ_ONLY: True})
+        factory = sessionmaker(
+            bind=bind, expire_on_commit=False, join_transaction_mode=self._join_mode
+        )
+        return factory()
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """A unit of work for the CLI: commit on success, roll back on any error."""
+        session = self.session()
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+
+    def dispose(self) -> None:
+        self.engine.dispose()

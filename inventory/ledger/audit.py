@@ -1,0 +1,52 @@
+"""Checks that the ledger's derived state still equals the sum of its movements."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from inventory.catalog.models import Item, Tracking
+from inventory.ledger.models import Balance, CostLayer, Movement, SerialUnit
+
+
+def ledger_discrepancies(session: Session) -> list[str]:
+    """Every place where balances, cost layers or serial units disagree with the movements."""
+    problems: list[str] = []
+    incoming = (
+        select(Movement.item_id, Movement.lot_id, Movement.to_location_id.label("loc"), func.sum(Movement.quantity))
+        .where(Movement.to_location_id.is_not(None))
+        .group_by(Movement.item_id, Movement.lot_id, Movement.to_location_id)
+    )
+    outgoing = (
+        select(Movement.item_id, Movement.lot_id, Movement.from_location_id.label("loc"), func.sum(Movement.quantity))
+        .where(Movement.from_location_id.is_not(None))
+        .group_by(Movement.item_id, Movement.lot_id, Movement.from_location_id)
+    )
+    expected: dict[tuple[int, int | None, int], int] = {}
+    for item_id, lot_id, loc, total in session.execute(incoming):
+        expected[(item_id, lot_id, loc)] = expected.get((item_id, lot_id, loc), 0) + int(total)
+    for item_id, lot_id, loc, total in session.execute(outgoing):
+        expected[(item_id, lot_id, loc)] = expected.get((item_id, lot_id, loc), 0) - int(total)
+    actual = {
+        (b.item_id, b.lot_id, b.location_id): b for b in session.scalars(select(Balance)).all()
+    }
+    layers: dict[tuple[int, int | None, int], int] = {}
+    for layer in session.scalars(select(CostLayer)).all():
+        key = (layer.item_id, layer.lot_id, layer.location_id)
+        layers[key] = layers.get(key, 0) + layer.quantity
+    serials: dict[tuple[int, int | None, int], int] = {}
+    for unit in session.scalars(select(SerialUnit).where(SerialUnit.location_id.is_not(None))).all():
+        assert unit.location_id is not None
+        key = (unit.item_id, None, unit.location_id)
+        serials[key] = serials.get(key, 0) + 1
+    serial_items = set(session.scalars(select(Item.id).where(Item.tracking == Tracking.SERIAL)).all())
+    for key in set(expected) | set(actual):
+        on_hand = actual[key].on_hand if key in actual else 0
+        if on_hand != expected.get(key, 0):
+            problems.append(f"balance {key}: on_hand {on_hand} != movements {expected.get(key, 0)}")
+        if key in actual and not 0 <= actual[key].reserved <= on_hand:
+            problems.append(f"balance {key}: reserved {actual[key].reserved} outside 0..{on_hand}")
+        held = serials.get(key, 0) if key[0] in serial_items else layers.get(key, 0)
+        if held != on_hand:
+            problems.append(f"balance {key}: on_hand {on_hand} != units/layers {held}")
+    return problems

@@ -1,0 +1,260 @@
+"""The one way stock changes: :func:`post_movements`.
+
+Every receipt, transfer, adjustment (and later pick, dispatch, delivery, return and recall)
+posts its stock changes here, inside the caller's transaction. The function
+
+1. locks the items involved, in id order, so concurrent writers queue instead of deadlocking
+   (PostgreSQL ``SELECT ... FOR UPDATE``; SQLite serializes writers with ``BEGIN IMMEDIATE``);
+2. checks that no balance would go below zero and that reserved units stay put;
+3. appends movements at the actual cost of the units that moved (FIFO cost layers, or the
+   serial unit's own cost) and updates balances and cost layers to match.
+
+No other code writes balances, cost layers or movements.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from inventory.catalog.models import Item, Location, Tracking
+from inventory.db import to_money
+from inventory.errors import Conflict, InsufficientStock
+from inventory.ledger.models import (
+    Balance,
+    CostLayer,
+    EquipmentStatus,
+    Lot,
+    Movement,
+    MovementType,
+    Party,
+    SerialUnit,
+    StockDocument,
+)
+from inventory.ledger.rules import LayerStock, NotEnoughInLayers, take_first_in_first_out
+
+Endpoint = Location | Party
+
+
+@dataclass(frozen=True)
+class _Chunk:
+    """Units that move together at one cost; ``received_at`` keeps their FIFO place."""
+
+    quantity: int
+    unit_cost: Decimal
+    received_at: datetime
+
+
+@dataclass(frozen=True)
+class Leg:
+    """One line of a stock document: units of an item going from one place to another."""
+
+    item: Item
+    quantity: int
+    source: Endpoint
+    destination: Endpoint
+    lot: Lot | None = None
+    serial_unit: SerialUnit | None = None
+    # The purchase cost of units entering stock from outside (a supplier, a found count).
+    unit_cost: Decimal | None = None
+
+
+def _describe(item: Item, lot: Lot | None) -> str:
+    return f"item {item.sku}" + (f" lot {lot.lot_number}" if lot else "")
+
+
+def lock_items(session: Session, item_ids: Sequence[int]) -> None:
+    """Lock item rows in ascending id order: the single lock order of the ledger."""
+    ids = sorted(set(item_ids))
+    if ids:
+        session.execute(
+            select(Item.id).where(Item.id.in_(ids)).order_by(Item.id).with_for_update()
+        ).all()
+
+
+class _Posting:
+    def __init__(self, session: Session, document: StockDocument, movement_type: MovementType):
+        self.session = session
+        self.document = document
+        self.movement_type = movement_type
+        self.movements: list[Movement] = []
+
+    def balance(self, item: Item, lot: Lot | None, location: Location) -> Balance | None:
+        query = (
+            select(Balance)
+            .where(Balance.item_id == item.id, Balance.location_id == location.id)
+            .where(Balance.lot_id.is_(None) if lot is None else Balance.lot_id == lot.id)
+            .execution_options(populate_existing=True)
+        )
+        return self.session.scalars(query).one_or_none()
+
+    def balance_for_update(self, item: Item, lot: Lot | None, location: Location) -> Balance:
+        balance = self.balance(item, lot, location)
+        if balance is None:
+            balance = Balance(
+                item=item, lot=lot, location=location, site=location.site, on_hand=0, reserved=0
+            )
+            self.session.add(balance)
+        return balance
+
+    def site_of(self, leg: Leg) -> str:
+        sites = {end.site for end in (leg.source, leg.destination) if isinstance(end, Location)}
+        if len(sites) != 1 or self.document.site not in sites:
+            raise Conflict(
+                "Stock moves within one site: "
+                f"{_describe(leg.item, leg.lot)} spans sites {sorted(sites)}"
+            )
+        return self.document.site
+
+    def record(self, leg: Leg, quantity: int, unit_cost: Decimal) -> None:
+        movement = Movement(
+            document=self.document,
+            type=self.movement_type,
+            site=self.document.site,
+            item_id=leg.item.id,
+            lot_id=leg.lot.id if leg.lot else None,
+            serial_unit_id=leg.serial_unit.id if leg.serial_unit else None,
+            quantity=quantity,
+            from_location_id=leg.source.id if isinstance(leg.source, Location) else None,
+            from_party=leg.source if isinstance(leg.source, Party) else None,
+            to_location_id=leg.destination.id if isinstance(leg.destination, Location) else None,
+            to_party=leg.destination if isinstance(leg.destination, Party) else None,
+            unit_cost=to_money(unit_cost),
+            occurred_at=self.document.occurred_at,
+            actor_id=self.document.actor_id,
+            reason=self.document.reason,
+            reference=self.document.reference,
+        )
+        self.session.add(movement)
+        self.movements.append(movement)
+
+    def take_out(self, leg: Leg, location: Location) -> list[_Chunk]:
+        """Remove units from a location; return the chunks that left, at their cost."""
+        balance = self.balance(leg.item, leg.lot, location)
+        on_hand = balance.on_hand if balance else 0
+        reserved = balance.reserved if balance else 0
+        available = on_hand - reserved
+        if leg.quantity > available:
+            held = f" ({reserved} of {on_hand} on hand are reserved)" if reserved else ""
+            raise InsufficientStock(
+                f"Only {available} of {_describe(leg.item, leg.lot)} available at "
+                f"{location.code}{held}; {leg.quantity} requested",
+                extra={
+                    "item_id": leg.item.id,
+                    "lot": leg.lot.lot_number if leg.lot else None,
+                    "location_id": location.id,
+                    "requested": leg.quantity,
+                    "available": available,
+                    "reserved": reserved,
+                },
+            )
+        assert balance is not None
+        balance.on_hand -= leg.quantity
+        if leg.serial_unit is not None:
+            unit = leg.serial_unit
+            if unit.location_id != location.id:
+                raise Conflict(f"Serial {unit.serial} is not at {location.code}")
+            return [_Chunk(1, unit.unit_cost, self.document.occurred_at)]
+        layers = self.session.scalars(
+            select(CostLayer)
+            .where(
+                CostLayer.item_id == leg.item.id,
+                CostLayer.location_id == location.id,
+                CostLayer.quantity > 0,
+            )
+            .where(CostLayer.lot_id.is_(None) if leg.lot is None else CostLayer.lot_id == leg.lot.id)
+            .order_by(CostLayer.received_at, CostLayer.id)
+            .execution_options(populate_existing=True)
+        ).all()
+        by_id = {layer.id: layer for layer in layers}
+        try:
+            takes = take_first_in_first_out(
+                (LayerStock(layer.id, layer.quantity, layer.unit_cost) for layer in layers),
+                leg.quantity,
+            )
+        except NotEnoughInLayers as error:  # balances and layers disagree: never expected
+            raise RuntimeError(f"cost layers out of step with balance: {error}") from error
+        chunks: list[_Chunk] = []
+        for take in takes:
+            layer = by_id[take.layer_id]
+            layer.quantity -= take.quantity
+            chunks.append(_Chunk(take.quantity, take.unit_cost, layer.received_at))
+        return chunks
+
+    def put_in(self, leg: Leg, location: Location, chunks: list[_Chunk]) -> None:
+        balance = self.balance_for_update(leg.item, leg.lot, location)
+        balance.on_hand += sum(chunk.quantity for chunk in chunks)
+        if leg.serial_unit is not None:
+            leg.serial_unit.location_id = location.id
+            return
+        for chunk in chunks:
+            layer = self.session.scalars(
+                select(CostLayer).where(
+                    CostLayer.item_id == leg.item.id,
+                    CostLayer.location_id == location.id,
+                    CostLayer.unit_cost == chunk.unit_cost,
+                    CostLayer.received_at == chunk.received_at,
+                    CostLayer.lot_id.is_(None) if leg.lot is None else CostLayer.lot_id == leg.lot.id,
+                )
+            ).first()
+            if layer is None:
+                layer = CostLayer(
+                    item_id=leg.item.id,
+                    lot_id=leg.lot.id if leg.lot else None,
+                    location_id=location.id,
+                    unit_cost=chunk.unit_cost,
+                    received_at=chunk.received_at,
+                    quantity=0,
+                )
+                self.session.add(layer)
+            layer.quantity += chunk.quantity
+
+    def post(self, leg: Leg) -> None:
+        self.site_of(leg)
+        if leg.quantity <= 0:
+            raise ValueError("a leg moves a positive quantity")
+        if (leg.item.tracking is Tracking.LOT) != (leg.lot is not None):
+            raise ValueError(f"{leg.item.sku}: a lot is given exactly when the item is lot-tracked")
+        if (leg.item.tracking is Tracking.SERIAL) != (leg.serial_unit is not None):
+            raise ValueError(f"{leg.item.sku}: a serial is given exactly for serial items")
+        if leg.serial_unit is not None and leg.quantity != 1:
+            raise ValueError("a serial unit moves one at a time")
+
+        if isinstance(leg.source, Location):
+            chunks = self.take_out(leg, leg.source)
+        else:
+            if leg.unit_cost is None:
+                raise ValueError("units entering stock need a unit cost")
+            chunks = [_Chunk(leg.quantity, to_money(leg.unit_cost), self.document.occurred_at)]
+            if leg.serial_unit is not None:
+                leg.serial_unit.unit_cost = to_money(leg.unit_cost)
+
+        if isinstance(leg.destination, Location):
+            self.put_in(leg, leg.destination, chunks)
+        elif leg.serial_unit is not None:
+            leg.serial_unit.location_id = None
+            if leg.destination in (Party.DISPOSAL, Party.ADJUSTMENT):
+                leg.serial_unit.status = EquipmentStatus.RETIRED
+
+        for chunk in chunks:
+            self.record(leg, chunk.quantity, chunk.unit_cost)
+
+
+def post_movements(
+    session: Session,
+    document: StockDocument,
+    movement_type: MovementType,
+    legs: Sequence[Leg],
+) -> list[Movement]:
+    """Append the movements for ``legs`` and keep balances and cost layers in step."""
+    lock_items(session, [leg.item.id for leg in legs])
+    posting = _Posting(session, document, movement_type)
+    for leg in legs:
+        posting.post(leg)
+    session.flush()
+    return posting.movements

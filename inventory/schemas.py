@@ -1,0 +1,195 @@
+"""Shared marshmallow fields and list paging. Every input is bounded, so no input reaches the
+database in a form it would refuse with an error of its own."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import numbers
+from collections.abc import Mapping, Sequence
+from decimal import Decimal, InvalidOperation
+from typing import Any, TypeVar
+
+from marshmallow import Schema, ValidationError, fields, validate
+from sqlalchemy import Select
+from sqlalchemy.orm import InstrumentedAttribute, Session
+
+from inventory.errors import InvalidInput
+
+MAX_INT = 2**31 - 1
+MAX_QUANTITY = 1_000_000
+MAX_MONEY = Decimal("99999999.9999")
+
+T = TypeVar("T")
+
+
+class StrictInt(fields.Integer):
+    """A JSON integer: no strings, no floats, no booleans, and within a 32-bit range."""
+
+    def __init__(self, *, minimum: int = 0, maximum: int = MAX_INT, **kwargs: Any) -> None:
+        kwargs.setdefault("validate", validate.Range(min=minimum, max=maximum))
+        super().__init__(strict=True, **kwargs)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        if isinstance(value, bool) or (
+            not isinstance(value, numbers.Integral) and not isinstance(value, str)
+        ):
+            raise ValidationError("Not a valid integer.")
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+class QueryInt(fields.Integer):
+    """An integer from the query string, within a 32-bit range."""
+
+    def __init__(self, *, minimum: int = 1, maximum: int = MAX_INT, **kwargs: Any) -> None:
+        kwargs.setdefault("validate", validate.Range(min=minimum, max=maximum))
+        super().__init__(**kwargs)
+
+
+def Id(**kwargs: Any) -> StrictInt:  # noqa: N802 - reads as a field type
+    return StrictInt(minimum=1, **kwargs)
+
+
+def Quantity(**kwargs: Any) -> StrictInt:  # noqa: N802
+    return StrictInt(minimum=1, maximum=MAX_QUANTITY, **kwargs)
+
+
+class Text(fields.String):
+    """A bounded string without NUL or other control characters (except tab/newline)."""
+
+    def __init__(self, *, max_length: int, min_length: int = 1, **kwargs: Any) -> None:
+        kwargs.setdefault("validate", validate.Length(min=min_length, max=max_length))
+        super().__init__(**kwargs)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if any(ord(ch) < 32 and ch not in "\t\n\r" for ch in text) or "\x7f" in text:
+            raise ValidationError("Control characters are not allowed.")
+        if any(0xD800 <= ord(ch) <= 0xDFFF for ch in text):
+            raise ValidationError("Not valid Unicode text.")
+        return text.strip() if isinstance(text, str) else text
+
+
+class Code(Text):
+    """An identifier people type and scan: letters, digits and - _ . / only."""
+
+    def __init__(self, *, max_length: int, **kwargs: Any) -> None:
+        super().__init__(
+            max_length=max_length,
+            validate=[
+                validate.Length(min=1, max=max_length),
+                validate.Regexp(r"^[A-Za-z0-9][A-Za-z0-9._/-]*$", error="Use letters, digits, . _ / -"),
+            ],
+            **kwargs,
+        )
+
+
+class MoneyField(fields.Field):
+    """Money as a decimal string such as ``"12.5000"``; floats are refused."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault(
+            "metadata",
+            {
+                "type": "string",
+                "format": "decimal",
+                "pattern": r"^\d{1,8}(\.\d{1,4})?$",
+                "example": "12.5000",
+            },
+        )
+        super().__init__(**kwargs)
+
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> str | None:
+        if value is None:
+            return None
+        return f"{Decimal(value).quantize(Decimal('0.0001'))}"
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Decimal:
+        if isinstance(value, bool) or isinstance(value, float):
+            raise ValidationError('Send money as a decimal string, such as "12.5000".')
+        if not isinstance(value, str | int):
+            raise ValidationError('Send money as a decimal string, such as "12.5000".')
+        try:
+            amount = Decimal(str(value).strip())
+        except InvalidOperation:
+            raise ValidationError("Not a valid decimal amount.") from None
+        if not amount.is_finite():
+            raise ValidationError("Not a valid decimal amount.")
+        if amount < 0:
+            raise ValidationError("Must not be negative.")
+        if amount > MAX_MONEY:
+            raise ValidationError(f"Must be at most {MAX_MONEY}.")
+        exponent = amount.as_tuple().exponent
+        if isinstance(exponent, int) and exponent < -4:
+            raise ValidationError("At most 4 decimal places.")
+        return amount
+
+
+class ProblemSchema(Schema):
+    type = fields.String(required=True)
+    title = fields.String(required=True)
+    status = fields.Integer(required=True)
+    detail = fields.String(required=True)
+    errors = fields.Dict(
+        keys=fields.String(), values=fields.List(fields.String()), metadata={
+            "description": "Validation messages by field path, e.g. lines.0.quantity"
+        }
+    )
+    request_id = fields.String()
+
+
+class PageArgs(Schema):
+    limit = QueryInt(load_default=50, maximum=500, metadata={"description": "1 to 500"})
+    cursor = fields.String(
+        load_default=None,
+        validate=validate.Length(max=200),
+        metadata={"description": "next_cursor from the previous page"},
+    )
+
+
+def page_schema(item_schema: type[Schema], name: str) -> type[Schema]:
+    return Schema.from_dict(
+        {
+            "items": fields.List(fields.Nested(item_schema), required=True),
+            "next_cursor": fields.String(allow_none=True, required=True),
+        },
+        name=name,
+    )
+
+
+def encode_cursor(last_id: int) -> str:
+    return base64.urlsafe_b64encode(json.dumps({"after": last_id}).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None) -> int | None:
+    if not cursor:
+        return None
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        after = json.loads(base64.urlsafe_b64decode(padded.encode()))["after"]
+    except (binascii.Error, ValueError, KeyError, TypeError, UnicodeDecodeError):
+        raise InvalidInput.field("cursor", "is not a cursor this service issued") from None
+    if not isinstance(after, int) or isinstance(after, bool) or not 0 <= after <= 2**63:
+        raise InvalidInput.field("cursor", "is not a cursor this service issued")
+    return after
+
+
+def paginate(
+    session: Session,
+    query: Select[tuple[T]],
+    id_column: InstrumentedAttribute[int],
+    args: Mapping[str, Any],
+) -> dict[str, Any]:
+    """Keyset paging on the id: stable under concurrent inserts, no OFFSET scans."""
+    limit = int(args["limit"])
+    after = decode_cursor(args.get("cursor"))
+    if after is not None:
+        query = query.where(id_column > after)
+    rows: Sequence[Any] = session.scalars(query.order_by(id_column).limit(limit + 1)).all()
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return {
+        "items": rows,
+        "next_cursor": encode_cursor(rows[-1].id) if more and rows else None,
+    }

@@ -1,0 +1,79 @@
+"""Users, tokens and the caller's own identity."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from inventory.auth import ADMIN, ALL_ROLES, current_caller, requires
+from inventory.users import service
+from inventory.users.schemas import TokenIn, TokenOut, UserArgs, UserIn, UserOut, UserPage, UserPatch
+from inventory.web import check_if_match, etag_of, idempotent, session, unit_of_work, versioned_patch
+
+blp = Blueprint("users", __name__, url_prefix="/api/v1", description="Users and tokens (admin)")
+
+
+@blp.route("/users")
+class Users(MethodView):
+    @requires(*ADMIN)
+    @blp.arguments(UserArgs, location="query")
+    @blp.response(200, UserPage)
+    def get(self, args: dict[str, Any]) -> dict[str, Any]:
+        """List users."""
+        return service.list_users(session(), args)
+
+    @requires(*ADMIN)
+    @idempotent
+    @blp.arguments(UserIn)
+    @blp.response(201, UserOut)
+    def post(self, fields: dict[str, Any]) -> Any:
+        """Add a user with a role."""
+        return service.create_user(session(), fields)
+
+
+@blp.route("/users/<int:user_id>")
+class UserById(MethodView):
+    @requires(*ADMIN)
+    @versioned_patch
+    @blp.arguments(UserPatch)
+    @blp.response(200, UserOut, headers={"ETag": {"schema": {"type": "string"}}})
+    @blp.alt_response(412, response="PRECONDITION_FAILED")
+    def patch(self, changes: dict[str, Any], user_id: int) -> Any:
+        """Change a user's name, role, site, vehicle or active flag (honours If-Match)."""
+        user = service.get_user(session(), user_id)
+        check_if_match(etag_of("user", user.id, user.version))
+        user = service.update_user(session(), user, changes)
+        return user, 200, {"ETag": etag_of("user", user.id, user.version)}
+
+
+@blp.route("/users/<int:user_id>/tokens")
+class UserTokens(MethodView):
+    @requires(*ADMIN)
+    @idempotent(redact=("token",))
+    @blp.arguments(TokenIn)
+    @blp.response(201, TokenOut)
+    def post(self, fields: dict[str, Any], user_id: int) -> dict[str, Any]:
+        """Issue a bearer token; it is shown once, in this response."""
+        user = service.get_user(session(), user_id)
+        return service.issue_token(session(), user, fields.get("label")).view()
+
+
+@blp.route("/tokens/<int:token_id>")
+class TokenById(MethodView):
+    @requires(*ADMIN)
+    @unit_of_work
+    @blp.response(204)
+    def delete(self, token_id: int) -> None:
+        """Revoke a token."""
+        service.revoke_token(session(), token_id)
+
+
+@blp.route("/me")
+class Me(MethodView):
+    @requires(*ALL_ROLES)
+    @blp.response(200, UserOut)
+    def get(self) -> Any:
+        """The caller's own user and role."""
+        return service.get_user(session(), current_caller().user_id)

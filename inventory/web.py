@@ -1,0 +1,202 @@
+"""Request plumbing shared by every feature's views: the session and the unit of work."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+import json
+from copy import deepcopy
+from functools import wraps
+from typing import Any, TypeVar, cast
+
+from flask import Flask, Response, current_app, g, request
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from inventory import idempotency
+from inventory.auth import current_caller
+from inventory.db import Database
+from inventory.errors import InvalidInput, PreconditionFailed
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+REPLAYED_HEADER = "Idempotent-Replayed"
+_STORED_HEADERS = ("Location", "ETag", "Content-Type")
+
+
+def database() -> Database:
+    return cast(Database, current_app.extensions["inventory.db"])
+
+
+def session() -> Session:
+    """The request's session; GET requests read without taking SQLite's write lock."""
+    current = g.get("db_session")
+    if current is None:
+        current = database().session(read_only=request.method in SAFE_METHODS)
+        g.db_session = current
+    return cast(Session, current)
+
+
+def close_session(_: BaseException | None = None) -> None:
+    current = g.pop("db_session", None)
+    if current is not None:
+        current.close()
+
+
+def init_app(app: Flask) -> None:
+    app.teardown_appcontext(close_session)
+
+
+def _add_doc(view: Callable[..., Any], wrapper: Callable[..., Any], **doc: Any) -> None:
+    apidoc = deepcopy(getattr(view, "_apidoc", {}))
+    manual = apidoc.setdefault("manual_doc", {})
+    for key, value in doc.items():
+        if isinstance(value, list):
+            manual[key] = [*manual.get(key, []), *value]
+        else:
+            manual[key] = value
+    wrapper._apidoc = apidoc  # type: ignore[attr-defined]
+
+
+def _commit_if_ok(response: Response) -> Response:
+    if response.status_code < 400:
+        session().commit()
+    return response
+
+
+def unit_of_work(view: F) -> F:
+    """Run a write view in one transaction, committed only if it succeeds."""
+
+    @wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        return _commit_if_ok(current_app.make_response(view(*args, **kwargs)))
+
+    _add_doc(view, wrapper)
+    return cast(F, wrapper)
+
+
+IDEMPOTENCY_PARAMETER = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "schema": {"type": "string", "maxLength": idempotency.MAX_KEY_LENGTH},
+    "description": (
+        "Repeat a request safely: the same key and body return the first response and change "
+        "nothing; the same key with another body is 422. Keys are scoped to the caller and "
+        "kept at least 7 days. Only successful responses are stored."
+    ),
+}
+
+
+def _replay(stored: idempotency.StoredResponse) -> Response:
+    response = Response(stored.body, status=stored.status_code, headers=stored.headers)
+    response.headers[REPLAYED_HEADER] = "true"
+    return response
+
+
+def _redacted(body: str, fields: tuple[str, ...]) -> str:
+    if not fields:
+        return body
+    document = json.loads(body)
+    for name in fields:
+        if isinstance(document, dict) and name in document:
+            document[name] = None
+    return json.dumps(document)
+
+
+def idempotent(
+    view: F | None = None, *, required: bool = False, redact: tuple[str, ...] = ()
+) -> Any:
+    """A POST that honours ``Idempotency-Key``: effect and stored response commit together.
+
+    ``redact`` names response fields that must never be stored (a token's secret): a replay
+    answers with them set to null.
+    """
+
+    def decorator(inner: F) -> F:
+        @wraps(inner)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            raw_key = request.headers.get("Idempotency-Key")
+            if raw_key is None:
+                if required:
+                    raise InvalidInput.field("Idempotency-Key", "this operation requires one")
+                return _commit_if_ok(current_app.make_response(inner(*args, **kwargs)))
+            key = idempotency.validate_key(raw_key)
+            caller = current_caller()
+            fingerprint = idempotency.request_fingerprint(
+                request.method, request.path, request.get_data(cache=True)
+            )
+            db = session()
+            record = idempotency.find(db, caller.user_id, key)
+            if record is None:
+                try:
+                    with db.begin_nested():
+                        record = idempotency.claim(db, caller.user_id, key, fingerprint)
+                except IntegrityError:
+                    # A concurrent copy committed first: answer with its response.
+                    record = idempotency.find(db, caller.user_id, key)
+                    if record is None:
+                        raise
+            if record.status_code is not None:
+                stored = idempotency.replay(record, fingerprint)
+                if stored is not None:
+                    db.rollback()
+                    return _replay(stored)
+            response = current_app.make_response(inner(*args, **kwargs))
+            if response.status_code < 400:
+                headers = {
+                    name: response.headers[name]
+                    for name in _STORED_HEADERS
+                    if name in response.headers
+                }
+                idempotency.complete(
+                    record,
+                    idempotency.StoredResponse(
+                        response.status_code,
+                        _redacted(response.get_data(as_text=True), redact),
+                        headers,
+                    ),
+                )
+                db.commit()
+            return response
+
+        parameter = dict(IDEMPOTENCY_PARAMETER, required=required)
+        _add_doc(inner, wrapper, parameters=[parameter])
+        return cast(F, wrapper)
+
+    if view is not None:
+        return decorator(view)
+    return decorator
+
+
+def check_if_match(current_etag: str) -> None:
+    """Honour ``If-Match`` on PATCH: a stale ETag is 412, so no edit is lost."""
+    if_match = request.headers.get("If-Match")
+    if if_match is None:
+        return
+    candidates = {tag.strip() for tag in if_match.split(",")}
+    if "*" in candidates or current_etag in candidates:
+        return
+    raise PreconditionFailed(
+        "The resource changed since you read it (If-Match does not match the current ETag); "
+        "read it again and reapply your change."
+    )
+
+
+IF_MATCH_PARAMETER = {
+    "name": "If-Match",
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string"},
+    "description": "The ETag you read; a stale one is refused with 412.",
+}
+
+
+def etag_of(kind: str, ident: int, version: int) -> str:
+    return f'"{kind}-{ident}-v{version}"'
+
+
+def versioned_patch(view: F) -> F:
+    """A PATCH in one transaction that documents ``If-Match`` and returns an ``ETag``."""
+    wrapped = unit_of_work(view)
+    _add_doc(view, wrapped, parameters=[IF_MATCH_PARAMETER])
+    return wrapped
