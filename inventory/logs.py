@@ -22,7 +22,7 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
         }
         if has_request_context() and g.get("request_id"):
-            line["request_id"] = g.request_id
+            line["request_id"] = g.request_id  # records may also carry it explicitly (below)
         for key, value in vars(record).items():
             if key not in _STANDARD and not key.startswith("_"):
                 line[key] = value

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import traceback
 from collections.abc import Mapping
 from typing import Any
 
@@ -156,8 +157,13 @@ def handle_stale_data(error: StaleDataError) -> Response:
 def handle_unexpected(error: BaseException) -> Response:
     if isinstance(error, HTTPException):
         return handle_http_exception(error)
-    # The traceback goes to the log (SQL parameters are hidden by the engine); never the body.
-    log.error("unhandled %s", type(error).__name__, exc_info=error)
+    # The stack goes to the log, never to the body. Exception messages are left out of the
+    # log too: a message can quote data (a patient's name), frames and types cannot.
+    log.error(
+        "unhandled %s",
+        type(error).__name__,
+        extra={"request_id": g.get("request_id"), "stack": stack_without_messages(error)},
+    )
     return problem_response(
         {
             "type": PROBLEM_TYPE_BASE + "internal-error",
@@ -166,6 +172,16 @@ def handle_unexpected(error: BaseException) -> Response:
             "detail": "The service hit an unexpected error; quote the request id to support.",
         }
     )
+
+
+def stack_without_messages(error: BaseException) -> str:
+    parts: list[str] = []
+    current: BaseException | None = error
+    while current is not None and len(parts) < 5:
+        frames = traceback.extract_tb(current.__traceback__)
+        parts.append("".join(traceback.format_list(frames)) + type(current).__qualname__)
+        current = current.__cause__ or current.__context__
+    return "\n--- caused by ---\n".join(parts)
 
 
 def init_app(app: Flask) -> None:

@@ -8,11 +8,12 @@ from typing import Any
 import swagger_ui_bundle
 from flask import Response, render_template, send_from_directory, url_for
 from flask.views import MethodView
-from flask_smorest import Blueprint
+from inventory.blueprint import Blueprint
 from marshmallow import Schema, fields
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
+from inventory.db import READ_ONLY
 from inventory.errors import DomainError
 from inventory.schema_version import current_revision, head_revision
 from inventory.web import database
@@ -53,7 +54,7 @@ class Ready(MethodView):
         """Readiness: the database answers and its schema is at the newest migration."""
         db = database()
         try:
-            with db.engine.connect() as connection:
+            with db.engine.execution_options(**{READ_ONLY: True}).connect() as connection:
                 connection.execute(text("SELECT 1"))
                 revision = current_revision(connection)
         except Exception:  # noqa: BLE001 - any failure to reach the database means not ready

@@ -173,7 +173,9 @@ def check_if_match(current_etag: str) -> None:
     if_match = request.headers.get("If-Match")
     if if_match is None:
         return
-    candidates = {tag.strip() for tag in if_match.split(",")}
+    candidates = {tag.strip() for tag in if_match.split(",")} - {""}
+    if not candidates:
+        raise InvalidInput.field("If-Match", "give the ETag you read, or *")
     if "*" in candidates or current_etag in candidates:
         return
     raise PreconditionFailed(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
+from inventory.blueprint import ID, Blueprint
 
 from inventory.auth import CATALOG_WRITERS, STOCK_READERS, requires
 from inventory.catalog import service
@@ -55,7 +55,7 @@ class Items(MethodView):
         return _with_etag(item, _item_etag(item), 201)
 
 
-@blp.route("/items/<int:item_id>")
+@blp.route(f"/items/<{ID}:item_id>")
 class ItemById(MethodView):
     @requires(*STOCK_READERS)
     @blp.response(200, ItemOut, headers={"ETag": {"schema": {"type": "string"}}})

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
+from inventory.blueprint import Blueprint
 
 from inventory.auth import STOCK_READERS, STOCK_WRITERS, current_caller, requires
 from inventory.stock import service

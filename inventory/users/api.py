@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
+from inventory.blueprint import ID, Blueprint
 
 from inventory.auth import ADMIN, ALL_ROLES, current_caller, requires
 from inventory.users import service
@@ -33,7 +33,7 @@ class Users(MethodView):
         return service.create_user(session(), fields)
 
 
-@blp.route("/users/<int:user_id>")
+@blp.route(f"/users/<{ID}:user_id>")
 class UserById(MethodView):
     @requires(*ADMIN)
     @versioned_patch
@@ -48,7 +48,7 @@ class UserById(MethodView):
         return user, 200, {"ETag": etag_of("user", user.id, user.version)}
 
 
-@blp.route("/users/<int:user_id>/tokens")
+@blp.route(f"/users/<{ID}:user_id>/tokens")
 class UserTokens(MethodView):
     @requires(*ADMIN)
     @idempotent(redact=("token",))
@@ -60,7 +60,7 @@ class UserTokens(MethodView):
         return service.issue_token(session(), user, fields.get("label")).view()
 
 
-@blp.route("/tokens/<int:token_id>")
+@blp.route(f"/tokens/<{ID}:token_id>")
 class TokenById(MethodView):
     @requires(*ADMIN)
     @unit_of_work

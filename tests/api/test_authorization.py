@@ -1,0 +1,90 @@
+"""Function-level authorization, walked over the whole OpenAPI spec.
+
+The expected roles are written here from the role table in API.md, independently of the code,
+so the test catches both a wrong check and a wrong ``x-roles`` in the spec.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from flask import Flask
+
+from inventory.users.models import Role
+from tests.builders import Api
+
+A, C, W, D, F = Role.ADMIN, Role.COORDINATOR, Role.WAREHOUSE, Role.DRIVER, Role.FINANCE
+STOCK_READ = {A, C, W, F}
+STOCK_WRITE = {A, W}
+
+# (method, path) -> roles allowed, from the role table in API.md.
+EXPECTED_ROLES: dict[tuple[str, str], set[Role]] = {
+    ("get", "/api/v1/items"): STOCK_READ,
+    ("post", "/api/v1/items"): STOCK_WRITE,
+    ("get", "/api/v1/items/{item_id}"): STOCK_READ,
+    ("patch", "/api/v1/items/{item_id}"): STOCK_WRITE,
+    ("get", "/api/v1/locations"): STOCK_READ,
+    ("post", "/api/v1/locations"): STOCK_WRITE,
+    ("post", "/api/v1/scans/parse"): STOCK_READ,
+    ("post", "/api/v1/receipts"): STOCK_WRITE,
+    ("post", "/api/v1/transfers"): STOCK_WRITE,
+    ("post", "/api/v1/adjustments"): STOCK_WRITE,
+    ("get", "/api/v1/stock"): STOCK_READ,
+    ("get", "/api/v1/movements"): STOCK_READ,
+    ("get", "/api/v1/users"): {A},
+    ("post", "/api/v1/users"): {A},
+    ("patch", "/api/v1/users/{user_id}"): {A},
+    ("post", "/api/v1/users/{user_id}/tokens"): {A},
+    ("delete", "/api/v1/tokens/{token_id}"): {A},
+    ("get", "/api/v1/me"): {A, C, W, D, F},
+}
+
+
+def _operations(app: Flask) -> list[tuple[str, str, dict]]:
+    spec = app.test_client().get("/openapi.json").get_json()
+    return [
+        (method, path, operation)
+        for path, item in spec["paths"].items()
+        if path.startswith("/api/v1/")
+        for method, operation in item.items()
+        if method in ("get", "post", "put", "patch", "delete")
+    ]
+
+
+def _call(app: Flask, method: str, path: str, token: str | None):
+    url = re.sub(r"\{[^}]+\}", "2147483647", path)  # an id nothing has
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return app.test_client().open(url, method=method.upper(), json={}, headers=headers)
+
+
+def test_every_api_operation_is_in_the_role_table_and_documents_its_roles(app: Flask):
+    operations = _operations(app)
+    assert {(m, p) for m, p, _ in operations} == set(EXPECTED_ROLES)
+    for method, path, operation in operations:
+        assert set(operation["x-roles"]) == {r.value for r in EXPECTED_ROLES[(method, path)]}, path
+        assert operation["security"] == [{"bearerAuth": []}]
+        assert {"401", "403"} <= set(operation["responses"])
+
+
+def test_every_api_operation_answers_401_without_a_valid_token(app: Flask):
+    for method, path, _ in _operations(app):
+        for token in (None, "inv_not-a-real-token"):
+            response = _call(app, method, path, token)
+            assert response.status_code == 401, (method, path, response.get_json())
+            assert response.content_type == "application/problem+json"
+            assert response.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+@pytest.mark.parametrize("role", list(Role))
+def test_every_api_operation_answers_403_to_each_role_the_table_does_not_allow(
+    app: Flask, as_role, role: Role
+):
+    api: Api = as_role(role)
+    for method, path, _ in _operations(app):
+        response = _call(app, method, path, api.token)
+        if role in EXPECTED_ROLES[(method, path)]:
+            assert response.status_code not in (401, 403), (method, path, role)
+        else:
+            assert response.status_code == 403, (method, path, role, response.status_code)
+            assert response.content_type == "application/problem+json"
