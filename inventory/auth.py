@@ -16,7 +16,7 @@ from sqlalchemy import select
 from inventory.errors import Forbidden, Unauthorized
 from inventory.users.models import ApiToken, Role, User
 
-TOKEN_PREFIX = "inv_"
+TOKEN_PREFIX = "inv_"  # noqa: S105 - a label, not a secret
 TOKEN_BYTES = 32
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -53,15 +53,19 @@ def _authenticate() -> Caller:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("Send 'Authorization: Bearer <token>'.")
-    row = session().execute(
-        select(User)
-        .join(ApiToken, ApiToken.user_id == User.id)
-        .where(
-            ApiToken.token_hash == hash_token(token.strip()),
-            ApiToken.revoked_at.is_(None),
-            User.active.is_(True),
+    row = (
+        session()
+        .execute(
+            select(User)
+            .join(ApiToken, ApiToken.user_id == User.id)
+            .where(
+                ApiToken.token_hash == hash_token(token.strip()),
+                ApiToken.revoked_at.is_(None),
+                User.active.is_(True),
+            )
         )
-    ).scalar_one_or_none()
+        .scalar_one_or_none()
+    )
     if row is None:
         raise Unauthorized("The token is unknown, revoked, or belongs to a deactivated user.")
     return Caller(row.id, row.name, row.role, row.site, row.vehicle_location_id)

@@ -8,11 +8,18 @@ from collections.abc import Mapping
 from typing import Any
 
 from flask import Flask, Response, current_app, g, json, request
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm.exc import StaleDataError
 from werkzeug.exceptions import HTTPException
 
-from inventory.errors import PROBLEM_JSON, PROBLEM_TYPE_BASE, Conflict, DomainError, ServiceBusy
+from inventory.errors import (
+    PROBLEM_JSON,
+    PROBLEM_TYPE_BASE,
+    Conflict,
+    DomainError,
+    InvalidInput,
+    ServiceBusy,
+)
 
 log = logging.getLogger("inventory.errors")
 
@@ -128,6 +135,9 @@ def _database_error(error: DBAPIError) -> DomainError | None:
             f"The request could not finish because {_BUSY_SQLSTATES[sqlstate]}; retry shortly.",
             retry_after=retry_after,
         )
+    if isinstance(error, DataError):
+        # A value the database cannot hold (out of range, malformed): the input's fault.
+        return InvalidInput("A value in the request is out of range or malformed.")
     if isinstance(error, IntegrityError):
         return Conflict(
             "The change conflicts with data saved at the same time (a duplicate or a reference "

@@ -4,8 +4,10 @@ database in a form it would refuse with an error of its own."""
 from __future__ import annotations
 
 import numbers
+import re
 from collections.abc import Mapping, Sequence
-from decimal import Decimal, InvalidOperation
+from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any, TypeVar
 
 from marshmallow import Schema, ValidationError, fields, validate
@@ -16,7 +18,7 @@ from inventory.errors import InvalidInput
 
 MAX_INT = 2**31 - 1
 MAX_QUANTITY = 1_000_000
-MAX_MONEY = Decimal("99999999.9999")
+MONEY_PATTERN = re.compile(r"[0-9]{1,8}(\.[0-9]{1,4})?")
 
 T = TypeVar("T")
 
@@ -76,7 +78,9 @@ class Code(Text):
             max_length=max_length,
             validate=[
                 validate.Length(min=1, max=max_length),
-                validate.Regexp(r"^[A-Za-z0-9][A-Za-z0-9._/-]*$", error="Use letters, digits, . _ / -"),
+                validate.Regexp(
+                    r"^[A-Za-z0-9][A-Za-z0-9._/-]*$", error="Use letters, digits, . _ / -"
+                ),
             ],
             **kwargs,
         )
@@ -91,7 +95,7 @@ class MoneyField(fields.Field[Decimal]):
             {
                 "type": "string",
                 "format": "decimal",
-                "pattern": r"^\d{1,8}(\.\d{1,4})?$",
+                "pattern": r"^[0-9]{1,8}(\.[0-9]{1,4})?$",
                 "example": "12.5000",
             },
         )
@@ -103,24 +107,23 @@ class MoneyField(fields.Field[Decimal]):
         return f"{Decimal(value).quantize(Decimal('0.0001'))}"
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Decimal:
-        if isinstance(value, bool) or isinstance(value, float):
-            raise ValidationError('Send money as a decimal string, such as "12.5000".')
-        if not isinstance(value, str | int):
-            raise ValidationError('Send money as a decimal string, such as "12.5000".')
+        if not isinstance(value, str) or not MONEY_PATTERN.fullmatch(value):
+            raise ValidationError(
+                'Send money as a decimal string with up to 8 digits and 4 decimals, e.g. "12.5000".'
+            )
+        return Decimal(value)
+
+
+class Timestamp(fields.AwareDateTime):
+    """An ISO 8601 timestamp with an offset, that has a UTC form (it is stored in UTC)."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> datetime:
+        moment = super()._deserialize(value, attr, data, **kwargs)
         try:
-            amount = Decimal(str(value).strip())
-        except InvalidOperation:
-            raise ValidationError("Not a valid decimal amount.") from None
-        if not amount.is_finite():
-            raise ValidationError("Not a valid decimal amount.")
-        if amount < 0:
-            raise ValidationError("Must not be negative.")
-        if amount > MAX_MONEY:
-            raise ValidationError(f"Must be at most {MAX_MONEY}.")
-        exponent = amount.as_tuple().exponent
-        if isinstance(exponent, int) and exponent < -4:
-            raise ValidationError("At most 4 decimal places.")
-        return amount
+            moment.astimezone(UTC)
+        except OverflowError:
+            raise ValidationError("Out of range.") from None
+        return moment
 
 
 class ProblemSchema(Schema):
@@ -129,9 +132,9 @@ class ProblemSchema(Schema):
     status = fields.Integer(required=True)
     detail = fields.String(required=True)
     errors = fields.Dict(
-        keys=fields.String(), values=fields.List(fields.String()), metadata={
-            "description": "Validation messages by field path, e.g. lines.0.quantity"
-        }
+        keys=fields.String(),
+        values=fields.List(fields.String()),
+        metadata={"description": "Validation messages by field path, e.g. lines.0.quantity"},
     )
     request_id = fields.String()
 
@@ -170,7 +173,7 @@ def decode_cursor(cursor: str | None) -> int | None:
 
 def paginate(
     session: Session,
-    query: Select[tuple[T]],
+    query: Select[Any],
     id_column: InstrumentedAttribute[int],
     args: Mapping[str, Any],
 ) -> dict[str, Any]:

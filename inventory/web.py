@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 import json
+from collections.abc import Callable
 from copy import deepcopy
 from functools import wraps
 from typing import Any, TypeVar, cast
@@ -191,6 +191,9 @@ IF_MATCH_PARAMETER = {
     "schema": {"type": "string"},
     "description": "The ETag you read; a stale one is refused with 412.",
 }
+
+
+ETAG_HEADER = {"ETag": {"schema": {"type": "string"}, "description": "Send back in If-Match"}}
 
 
 def etag_of(kind: str, ident: int, version: int) -> str:

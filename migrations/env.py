@@ -22,6 +22,7 @@ def render_item(type_: str, obj: Any, autogen_context: Any) -> str | Literal[Fal
         return f"sa.{obj.impl!r}"
     return False
 
+
 target_metadata = Base.metadata
 
 

@@ -35,7 +35,9 @@ def gtin_for(number: int) -> str:
 
 def token_for(database: Database, role: Role, **fields: Any) -> str:
     with database.transaction() as session:
-        user = users.create_user(session, {"name": unique(f"test {role.value}"), "role": role, **fields})
+        user = users.create_user(
+            session, {"name": unique(f"test {role.value}"), "role": role, **fields}
+        )
         return users.issue_token(session, user).secret
 
 
@@ -50,9 +52,13 @@ class Api:
         return {"Authorization": f"Bearer {self.token}", **(headers or {})}
 
     def get(self, path: str, headers: dict[str, str] | None = None, **params: Any) -> TestResponse:
-        return self.client.get(f"/api/v1{path}", query_string=params, headers=self._headers(headers))
+        return self.client.get(
+            f"/api/v1{path}", query_string=params, headers=self._headers(headers)
+        )
 
-    def post(self, path: str, body: Any = None, headers: dict[str, str] | None = None) -> TestResponse:
+    def post(
+        self, path: str, body: Any = None, headers: dict[str, str] | None = None
+    ) -> TestResponse:
         return self.client.post(
             f"/api/v1{path}",
             data=json.dumps(body if body is not None else {}),
@@ -94,7 +100,13 @@ class Catalog:
         self.app = app
 
     def location(self, kind: str = "storage", site: str = "SITE1", **fields: Any) -> dict[str, Any]:
-        body = {"code": unique(kind.upper()), "name": f"{kind} bin", "kind": kind, "site": site, **fields}
+        body = {
+            "code": unique(kind.upper()),
+            "name": f"{kind} bin",
+            "kind": kind,
+            "site": site,
+            **fields,
+        }
         return ok(self.api.post("/locations", body), 201)
 
     def item(self, tracking: str = "lot", category: str = "flush", **fields: Any) -> dict[str, Any]:
@@ -134,7 +146,9 @@ class Catalog:
             line["expiry"] = (expiry or date.today() + timedelta(days=365)).isoformat()
         if item["tracking"] == "serial":
             line["serials"] = serials or [unique("SN") for _ in range(quantity)]
-        return ok(self.api.post("/receipts", {"reference": unique("PO"), "lines": [line], **fields}), 201)
+        return ok(
+            self.api.post("/receipts", {"reference": unique("PO"), "lines": [line], **fields}), 201
+        )
 
 
 def money(value: str) -> Decimal:

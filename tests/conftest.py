@@ -39,7 +39,7 @@ def postgres_available() -> str | None:
             connection.execute(text("SELECT 1"))
         engine.dispose()
         return None
-    except Exception as error:  # noqa: BLE001 - any failure means "not available"
+    except Exception as error:
         return f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
 
 
@@ -85,7 +85,9 @@ def create_scratch_database(name: str, tmp_dir: Path) -> tuple[str, callable]:  
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])
-def backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backend]:
+def backend(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Backend]:
     url, drop = create_scratch_database(request.param, tmp_path_factory.mktemp("db"))
     settings = Settings(database_url=url, log_level="WARNING")
     engine = make_engine(settings)

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from flask.views import MethodView
-from inventory.blueprint import ID, Blueprint
 
 from inventory.auth import CATALOG_WRITERS, STOCK_READERS, requires
+from inventory.blueprint import ID, Blueprint
 from inventory.catalog import service
 from inventory.catalog.models import Item
 from inventory.catalog.schemas import (
@@ -23,7 +23,7 @@ from inventory.catalog.schemas import (
     ScanIn,
     ScanOut,
 )
-from inventory.web import check_if_match, etag_of, idempotent, session, versioned_patch
+from inventory.web import ETAG_HEADER, check_if_match, etag_of, idempotent, session, versioned_patch
 
 blp = Blueprint("catalog", __name__, url_prefix="/api/v1", description="Items, locations, scans")
 
@@ -48,7 +48,7 @@ class Items(MethodView):
     @requires(*CATALOG_WRITERS)
     @idempotent
     @blp.arguments(ItemIn)
-    @blp.response(201, ItemOut, headers={"ETag": {"schema": {"type": "string"}}})
+    @blp.response(201, ItemOut, headers=ETAG_HEADER)
     def post(self, fields: dict[str, Any]) -> Any:
         """Add an item to the catalog."""
         item = service.create_item(session(), fields)
@@ -58,7 +58,7 @@ class Items(MethodView):
 @blp.route(f"/items/<{ID}:item_id>")
 class ItemById(MethodView):
     @requires(*STOCK_READERS)
-    @blp.response(200, ItemOut, headers={"ETag": {"schema": {"type": "string"}}})
+    @blp.response(200, ItemOut, headers=ETAG_HEADER)
     def get(self, item_id: int) -> Any:
         """Read one item."""
         item = service.get_item(session(), item_id)
@@ -67,7 +67,7 @@ class ItemById(MethodView):
     @requires(*CATALOG_WRITERS)
     @versioned_patch
     @blp.arguments(ItemPatch)
-    @blp.response(200, ItemOut, headers={"ETag": {"schema": {"type": "string"}}})
+    @blp.response(200, ItemOut, headers=ETAG_HEADER)
     @blp.alt_response(412, response="PRECONDITION_FAILED")
     def patch(self, changes: dict[str, Any], item_id: int) -> Any:
         """Edit an item (honours If-Match)."""
@@ -104,6 +104,3 @@ class ScanParse(MethodView):
     def post(self, scan: dict[str, Any]) -> dict[str, Any]:
         """Read a GS1 barcode: GTIN, matching item, lot, expiry (DD=00 → month end), serial."""
         return service.read_scan(session(), scan["barcode"])
-
-
-

@@ -25,13 +25,21 @@ class Scan:
     serial: str | None
 
 
+def _gtin_14(gtin: Gtin) -> str:
+    """14 digits; an all-zero number (what an empty Digital Link ``/01/`` reads as) is no GTIN."""
+    digits = str(gtin.as_gtin_14())
+    if not digits.strip("0"):
+        raise BarcodeError("A GTIN cannot be all zeros.")
+    return digits
+
+
 def normalize_gtin(value: str) -> str:
     """A GTIN-8/12/13/14 with a valid check digit, as 14 digits; else :class:`BarcodeError`."""
     digits = value.strip()
     if not digits.isdigit() or len(digits) not in (8, 12, 13, 14):
         raise BarcodeError("A GTIN has 8, 12, 13 or 14 digits.")
     try:
-        return str(Gtin.parse(digits).as_gtin_14())
+        return _gtin_14(Gtin.parse(digits))
     except ParseError as error:
         raise BarcodeError(str(error)) from None
 
@@ -51,12 +59,16 @@ def parse_barcode(raw: str) -> Scan:
             if container is not None:
                 element_strings = container.element_strings
             elif result.gtin is not None:
-                return Scan(gtin=str(result.gtin.as_gtin_14()), lot=None, expiry=None, serial=None)
+                return Scan(gtin=_gtin_14(result.gtin), lot=None, expiry=None, serial=None)
             else:
                 reason = result.gtin_error or result.gs1_message_error or "unrecognized format"
                 raise BarcodeError(f"Not a GS1 barcode: {reason}")
-    except ParseError as error:
-        raise BarcodeError(str(error)) from None
+    except BarcodeError:
+        raise
+    except (ParseError, ValueError, IndexError) as error:
+        # biip lets some malformed input escape as IndexError (a lone "]") or ValueError
+        # (urlsplit on "https://[x/01/..."); all of them mean the barcode is unreadable.
+        raise BarcodeError(str(error) or "unreadable barcode") from None
 
     gtin = lot = serial = None
     expiry = None
@@ -65,7 +77,7 @@ def parse_barcode(raw: str) -> Scan:
         if ai in ("01", "02"):
             if element.gtin is None:
                 raise BarcodeError(element.gtin_error or "Invalid GTIN.")
-            gtin = str(element.gtin.as_gtin_14())
+            gtin = _gtin_14(element.gtin)
         elif ai == "10":
             lot = element.value
         elif ai == "17":
@@ -76,7 +88,7 @@ def parse_barcode(raw: str) -> Scan:
             serial = element.value
     if gtin is None and result is not None and result.gtin is not None:
         # A bare EAN/UPC can also read as an element string (e.g. AI 95); the GTIN wins.
-        return Scan(gtin=str(result.gtin.as_gtin_14()), lot=None, expiry=None, serial=None)
+        return Scan(gtin=_gtin_14(result.gtin), lot=None, expiry=None, serial=None)
     if gtin is None:
         raise BarcodeError("The barcode carries no GTIN (01).")
     return Scan(gtin=gtin, lot=lot, expiry=expiry, serial=serial)

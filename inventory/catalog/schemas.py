@@ -73,8 +73,8 @@ class ItemOut(Schema):
 class ItemArgs(PageArgs):
     category = fields.Enum(Category, by_value=True)
     tracking = fields.Enum(Tracking, by_value=True)
-    sku = fields.String(validate=validate.Length(max=64))
-    gtin = fields.String(validate=validate.Length(max=14))
+    sku = Text(max_length=64)
+    gtin = fields.String(validate=validate.Regexp(r"^[0-9]{8,14}$", error="8 to 14 digits"))
     active = fields.Boolean()
 
 
@@ -99,7 +99,7 @@ class LocationOut(Schema):
 
 class LocationArgs(PageArgs):
     kind = fields.Enum(LocationKind, by_value=True)
-    site = fields.String(validate=validate.Length(max=32))
+    site = Text(max_length=32)
 
 
 LocationPage = page_schema(LocationOut, "LocationPage")

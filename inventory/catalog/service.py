@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from inventory.catalog.gs1 import BarcodeError, Scan, normalize_gtin, parse_barcode
@@ -88,7 +88,7 @@ def update_item(session: Session, item: Item, changes: dict[str, Any]) -> Item:
 
 
 def list_items(session: Session, args: dict[str, Any]) -> dict[str, Any]:
-    query: Select[tuple[Item]] = select(Item)
+    query = select(Item)
     for name in ("category", "tracking", "sku", "active"):
         if args.get(name) is not None:
             query = query.where(getattr(Item, name) == args[name])
@@ -108,7 +108,7 @@ def create_location(session: Session, fields: dict[str, Any]) -> Location:
 
 
 def list_locations(session: Session, args: dict[str, Any]) -> dict[str, Any]:
-    query: Select[tuple[Location]] = select(Location)
+    query = select(Location)
     for name in ("kind", "site"):
         if args.get(name) is not None:
             query = query.where(getattr(Location, name) == args[name])
@@ -120,7 +120,9 @@ def read_scan(session: Session, barcode: str) -> dict[str, Any]:
     try:
         scan: Scan = parse_barcode(barcode)
     except BarcodeError as error:
-        raise InvalidInput(f"Unreadable barcode: {error}", errors={"barcode": [str(error)]}) from None
+        raise InvalidInput(
+            f"Unreadable barcode: {error}", errors={"barcode": [str(error)]}
+        ) from None
     item = (
         session.scalars(select(Item).where(Item.gtin == scan.gtin)).first() if scan.gtin else None
     )

@@ -47,7 +47,10 @@ class DemoLogin:
 
 
 def is_loaded(session: Session) -> bool:
-    return session.scalars(select(Location).where(Location.code == DEMO_LOCATIONS[0][0])).first() is not None
+    return (
+        session.scalars(select(Location).where(Location.code == DEMO_LOCATIONS[0][0])).first()
+        is not None
+    )
 
 
 def _issue_tokens(session: Session) -> list[DemoLogin]:
@@ -67,7 +70,9 @@ def load(session: Session) -> tuple[bool, list[DemoLogin]]:
         return False, _issue_tokens(session)
 
     locations = {
-        code: catalog.create_location(session, {"code": code, "name": name, "kind": kind, "site": SITE})
+        code: catalog.create_location(
+            session, {"code": code, "name": name, "kind": kind, "site": SITE}
+        )
         for code, name, kind in DEMO_LOCATIONS
     }
     van = locations["AUS1-VAN-1"]
@@ -125,7 +130,11 @@ def load(session: Session) -> tuple[bool, list[DemoLogin]]:
     stock.receive(
         session,
         caller,
-        {"reference": "PO-DEMO-0001", "occurred_at": received_at, "lines": lot_lines[:half] + untracked_lines[::2]},
+        {
+            "reference": "PO-DEMO-0001",
+            "occurred_at": received_at,
+            "lines": lot_lines[:half] + untracked_lines[::2],
+        },
     )
     stock.receive(
         session,

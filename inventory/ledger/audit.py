@@ -13,20 +13,32 @@ def ledger_discrepancies(session: Session) -> list[str]:
     """Every place where balances, cost layers or serial units disagree with the movements."""
     problems: list[str] = []
     incoming = (
-        select(Movement.item_id, Movement.lot_id, Movement.to_location_id.label("loc"), func.sum(Movement.quantity))
+        select(
+            Movement.item_id,
+            Movement.lot_id,
+            Movement.to_location_id.label("loc"),
+            func.sum(Movement.quantity),
+        )
         .where(Movement.to_location_id.is_not(None))
         .group_by(Movement.item_id, Movement.lot_id, Movement.to_location_id)
     )
     outgoing = (
-        select(Movement.item_id, Movement.lot_id, Movement.from_location_id.label("loc"), func.sum(Movement.quantity))
+        select(
+            Movement.item_id,
+            Movement.lot_id,
+            Movement.from_location_id.label("loc"),
+            func.sum(Movement.quantity),
+        )
         .where(Movement.from_location_id.is_not(None))
         .group_by(Movement.item_id, Movement.lot_id, Movement.from_location_id)
     )
     expected: dict[tuple[int, int | None, int], int] = {}
-    for item_id, lot_id, loc, total in session.execute(incoming):
-        expected[(item_id, lot_id, loc)] = expected.get((item_id, lot_id, loc), 0) + int(total)
-    for item_id, lot_id, loc, total in session.execute(outgoing):
-        expected[(item_id, lot_id, loc)] = expected.get((item_id, lot_id, loc), 0) - int(total)
+    for sign, query in ((1, incoming), (-1, outgoing)):
+        for item_id, lot_id, loc, total in session.execute(query):
+            if loc is None:  # filtered out in SQL; keeps the key's type exact
+                continue
+            key = (int(item_id), lot_id, int(loc))
+            expected[key] = expected.get(key, 0) + sign * int(total)
     actual = {
         (b.item_id, b.lot_id, b.location_id): b for b in session.scalars(select(Balance)).all()
     }
@@ -35,11 +47,15 @@ def ledger_discrepancies(session: Session) -> list[str]:
         key = (layer.item_id, layer.lot_id, layer.location_id)
         layers[key] = layers.get(key, 0) + layer.quantity
     serials: dict[tuple[int, int | None, int], int] = {}
-    for unit in session.scalars(select(SerialUnit).where(SerialUnit.location_id.is_not(None))).all():
+    for unit in session.scalars(
+        select(SerialUnit).where(SerialUnit.location_id.is_not(None))
+    ).all():
         assert unit.location_id is not None
         key = (unit.item_id, None, unit.location_id)
         serials[key] = serials.get(key, 0) + 1
-    serial_items = set(session.scalars(select(Item.id).where(Item.tracking == Tracking.SERIAL)).all())
+    serial_items = set(
+        session.scalars(select(Item.id).where(Item.tracking == Tracking.SERIAL)).all()
+    )
     for key in set(expected) | set(actual):
         on_hand = actual[key].on_hand if key in actual else 0
         if on_hand != expected.get(key, 0):

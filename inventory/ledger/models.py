@@ -131,12 +131,8 @@ class Movement(Base):
     __tablename__ = "stock_movements"
     __table_args__ = (
         CheckConstraint("quantity > 0", name="quantity_positive"),
-        CheckConstraint(
-            "(from_location_id IS NULL) <> (from_party IS NULL)", name="one_source"
-        ),
-        CheckConstraint(
-            "(to_location_id IS NULL) <> (to_party IS NULL)", name="one_destination"
-        ),
+        CheckConstraint("(from_location_id IS NULL) <> (from_party IS NULL)", name="one_source"),
+        CheckConstraint("(to_location_id IS NULL) <> (to_party IS NULL)", name="one_destination"),
         Index("ix_stock_movements_site_occurred_at", "site", "occurred_at"),
         Index("ix_stock_movements_item_lot", "item_id", "lot_id"),
     )
@@ -174,9 +170,7 @@ class Balance(Base):
 
     __tablename__ = "stock_balances"
     __table_args__ = (
-        UniqueConstraint(
-            "item_id", "lot_id", "location_id", postgresql_nulls_not_distinct=True
-        ),
+        UniqueConstraint("item_id", "lot_id", "location_id", postgresql_nulls_not_distinct=True),
         CheckConstraint("on_hand >= 0", name="on_hand_not_negative"),
         CheckConstraint("reserved >= 0 AND reserved <= on_hand", name="reserved_within_on_hand"),
     )

@@ -167,7 +167,9 @@ class _Posting:
                 CostLayer.location_id == location.id,
                 CostLayer.quantity > 0,
             )
-            .where(CostLayer.lot_id.is_(None) if leg.lot is None else CostLayer.lot_id == leg.lot.id)
+            .where(
+                CostLayer.lot_id.is_(None) if leg.lot is None else CostLayer.lot_id == leg.lot.id
+            )
             .order_by(CostLayer.received_at, CostLayer.id)
             .execution_options(populate_existing=True)
         ).all()
@@ -199,7 +201,9 @@ class _Posting:
                     CostLayer.location_id == location.id,
                     CostLayer.unit_cost == chunk.unit_cost,
                     CostLayer.received_at == chunk.received_at,
-                    CostLayer.lot_id.is_(None) if leg.lot is None else CostLayer.lot_id == leg.lot.id,
+                    CostLayer.lot_id.is_(None)
+                    if leg.lot is None
+                    else CostLayer.lot_id == leg.lot.id,
                 )
             ).first()
             if layer is None:

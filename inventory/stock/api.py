@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from flask.views import MethodView
-from inventory.blueprint import Blueprint
 
 from inventory.auth import STOCK_READERS, STOCK_WRITERS, current_caller, requires
+from inventory.blueprint import Blueprint
 from inventory.stock import service
 from inventory.stock.schemas import (
     AdjustmentIn,

@@ -11,15 +11,24 @@ from inventory.schemas import (
     Id,
     MoneyField,
     PageArgs,
-    QueryInt,
     Quantity,
+    QueryInt,
     StrictInt,
     Text,
+    Timestamp,
     page_schema,
 )
 
-LotNumber = lambda **kw: Code(max_length=20, **kw)  # noqa: E731 - GS1 AI (10) is up to 20
-Serial = lambda **kw: Code(max_length=20, **kw)  # noqa: E731 - GS1 AI (21) is up to 20
+
+def LotNumber(**kwargs: Any) -> Code:  # noqa: N802 - reads as a field type
+    """A lot number: GS1 AI (10) holds up to 20 characters."""
+    return Code(max_length=20, **kwargs)
+
+
+def Serial(**kwargs: Any) -> Code:  # noqa: N802
+    """A serial number: GS1 AI (21) holds up to 20 characters."""
+    return Code(max_length=20, **kwargs)
+
 
 OCCURRED_AT = {
     "description": "When it physically happened (ISO 8601 with offset); defaults to now. "
@@ -43,8 +52,8 @@ class ReceiptLineIn(Schema):
 
 class ReceiptIn(Schema):
     reference = Text(max_length=120, allow_none=True, metadata={"example": "PO-2026-0412"})
-    occurred_at = fields.AwareDateTime(allow_none=True, metadata=OCCURRED_AT)
-    note = Text(max_length=2000, allow_none=True)
+    occurred_at = Timestamp(allow_none=True, metadata=OCCURRED_AT)
+    note = Text(max_length=2000, min_length=0, allow_none=True)
     lines = fields.List(
         fields.Nested(ReceiptLineIn), required=True, validate=validate.Length(min=1, max=500)
     )
@@ -66,8 +75,8 @@ class TransferLineIn(Schema):
 
 class TransferIn(Schema):
     reference = Text(max_length=120, allow_none=True)
-    occurred_at = fields.AwareDateTime(allow_none=True, metadata=OCCURRED_AT)
-    note = Text(max_length=2000, allow_none=True)
+    occurred_at = Timestamp(allow_none=True, metadata=OCCURRED_AT)
+    note = Text(max_length=2000, min_length=0, allow_none=True)
     lines = fields.List(
         fields.Nested(TransferLineIn), required=True, validate=validate.Length(min=1, max=500)
     )
@@ -100,9 +109,9 @@ class AdjustmentLineIn(Schema):
 
 class AdjustmentIn(Schema):
     reason = fields.Enum(AdjustmentReason, by_value=True, required=True)
-    note = Text(max_length=2000, allow_none=True)
+    note = Text(max_length=2000, min_length=0, allow_none=True)
     reference = Text(max_length=120, allow_none=True)
-    occurred_at = fields.AwareDateTime(allow_none=True, metadata=OCCURRED_AT)
+    occurred_at = Timestamp(allow_none=True, metadata=OCCURRED_AT)
     lines = fields.List(
         fields.Nested(AdjustmentLineIn), required=True, validate=validate.Length(min=1, max=500)
     )
@@ -110,8 +119,9 @@ class AdjustmentIn(Schema):
 
 class EndpointOut(Schema):
     type = fields.String(
-        metadata={"description": "location, or a ledger endpoint: supplier, patient, disposal, "
-                  "adjustment"}
+        metadata={
+            "description": "location, or a ledger endpoint: supplier, patient, disposal, adjustment"
+        }
     )
     location_id = fields.Integer(allow_none=True)
     code = fields.String(allow_none=True)
@@ -160,8 +170,8 @@ class DocumentOut(Schema):
 class StockArgs(PageArgs):
     item_id = QueryInt()
     location_id = QueryInt()
-    lot = fields.String(validate=validate.Length(max=20))
-    site = fields.String(validate=validate.Length(max=32))
+    lot = Text(max_length=20)
+    site = Text(max_length=32)
     expiring_before = fields.Date(metadata={"description": "Lots expiring before this date"})
     include_empty = fields.Boolean(
         load_default=False, metadata={"description": "Also list rows with nothing on hand"}
@@ -184,7 +194,7 @@ class StockRowOut(Schema):
 
 class MovementArgs(PageArgs):
     item_id = QueryInt()
-    lot = fields.String(validate=validate.Length(max=20))
+    lot = Text(max_length=20)
     type = fields.Enum(MovementType, by_value=True)
     from_ = fields.Date(
         data_key="from", metadata={"description": "occurred on or after this date (UTC)"}
@@ -192,7 +202,7 @@ class MovementArgs(PageArgs):
     to = fields.Date(metadata={"description": "occurred on or before this date (UTC)"})
     location_id = QueryInt(metadata={"description": "moved into or out of this location"})
     document_id = QueryInt()
-    site = fields.String(validate=validate.Length(max=32))
+    site = Text(max_length=32)
 
     @validates_schema
     def ordered(self, data: dict[str, Any], **kwargs: Any) -> None:

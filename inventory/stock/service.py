@@ -10,7 +10,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, or_, select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from inventory.auth import Caller
@@ -72,7 +72,9 @@ def _occurred_at(value: datetime | None) -> datetime:
 class _Lines:
     """Resolves the ids a document's lines name, reporting unknown ones per line."""
 
-    def __init__(self, session: Session, lines: Sequence[dict[str, Any]], location_keys: Sequence[str]):
+    def __init__(
+        self, session: Session, lines: Sequence[dict[str, Any]], location_keys: Sequence[str]
+    ):
         self.session = session
         self.items = _by_id(session, Item, (line["item_id"] for line in lines))
         self.locations = _by_id(
@@ -114,7 +116,9 @@ class _Lines:
         return unit
 
 
-def _require_tracking_fields(item: Item, line: dict[str, Any], prefix: str, *, serial_key: str) -> None:
+def _require_tracking_fields(
+    item: Item, line: dict[str, Any], prefix: str, *, serial_key: str
+) -> None:
     """The lot / serial fields a line must carry follow the item's tracking."""
     has_lot = line.get("lot") is not None
     has_serial = line.get(serial_key) is not None
@@ -138,7 +142,9 @@ def _lot_for_intake(
     ).one_or_none()
     if lot is None:
         if expiry is None:
-            raise InvalidInput.field(f"{prefix}.expiry", f"lot {lot_number} is new: give its expiry")
+            raise InvalidInput.field(
+                f"{prefix}.expiry", f"lot {lot_number} is new: give its expiry"
+            )
         lot = Lot(item_id=item.id, lot_number=lot_number, expiry=expiry)
         session.add(lot)
         session.flush()
@@ -195,10 +201,19 @@ def receive(session: Session, caller: Caller, payload: dict[str, Any]) -> StockD
         lot = None
         if item.tracking is Tracking.LOT:
             if line.get("expiry") is None:
-                raise InvalidInput.field(f"{prefix}.expiry", "a lot-tracked receipt needs the expiry")
+                raise InvalidInput.field(
+                    f"{prefix}.expiry", "a lot-tracked receipt needs the expiry"
+                )
             lot = _lot_for_intake(session, item, line["lot"], line["expiry"], prefix, today)
         legs.append(
-            Leg(item, line["quantity"], Party.SUPPLIER, location, lot=lot, unit_cost=line["unit_cost"])
+            Leg(
+                item,
+                line["quantity"],
+                Party.SUPPLIER,
+                location,
+                lot=lot,
+                unit_cost=line["unit_cost"],
+            )
         )
     post_movements(session, document, MovementType.RECEIPT, legs)
     return document
@@ -215,7 +230,9 @@ def _serial_intake(
     if len(set(serials)) != len(serials):
         raise InvalidInput.field(f"{prefix}.serials", "lists a serial twice")
     known = session.scalars(
-        select(SerialUnit.serial).where(SerialUnit.item_id == item.id, SerialUnit.serial.in_(serials))
+        select(SerialUnit.serial).where(
+            SerialUnit.item_id == item.id, SerialUnit.serial.in_(serials)
+        )
     ).all()
     if known:
         raise Conflict(f"Item {item.sku} already has serial(s) {', '.join(sorted(known))}.")
@@ -268,10 +285,14 @@ def transfer(session: Session, caller: Caller, payload: dict[str, Any]) -> Stock
 
 
 def _last_known_cost(session: Session, item: Item, lot: Lot | None) -> Decimal | None:
+    """The cost units of this lot (else item) last entered stock at: a receipt or a find.
+
+    Transfers and removals are skipped: they carry the FIFO cost of older units.
+    """
     for condition in ([Movement.lot_id == lot.id] if lot else []) + [Movement.item_id == item.id]:
         cost = session.scalars(
             select(Movement.unit_cost)
-            .where(Movement.item_id == item.id, condition)
+            .where(Movement.item_id == item.id, Movement.from_party.is_not(None), condition)
             .order_by(Movement.id.desc())
             .limit(1)
         ).first()
@@ -305,6 +326,8 @@ def adjust(session: Session, caller: Caller, payload: dict[str, Any]) -> StockDo
                 f"{prefix}.quantity_delta", f"a '{reason.value}' adjustment adds units"
             )
         _require_tracking_fields(item, line, prefix, serial_key="serial")
+        if line.get("expiry") is not None and not (adding and item.tracking is Tracking.LOT):
+            raise InvalidInput.field(f"{prefix}.expiry", "only units added to a lot take an expiry")
         if item.tracking is Tracking.SERIAL and abs(delta) != 1:
             raise InvalidInput.field(f"{prefix}.quantity_delta", "a serial unit is +1 or -1")
         if not adding:
@@ -321,7 +344,9 @@ def adjust(session: Session, caller: Caller, payload: dict[str, Any]) -> StockDo
             if item.tracking is Tracking.LOT
             else None
         )
-        unit_cost = line.get("unit_cost") or _last_known_cost(session, item, lot)
+        unit_cost = line.get("unit_cost")
+        if unit_cost is None:
+            unit_cost = _last_known_cost(session, item, lot)
         if unit_cost is None:
             raise InvalidInput.field(
                 f"{prefix}.unit_cost", f"no earlier cost is known for item {item.sku}: give one"
@@ -329,7 +354,17 @@ def adjust(session: Session, caller: Caller, payload: dict[str, Any]) -> StockDo
         unit = None
         if item.tracking is Tracking.SERIAL:
             unit = _found_serial_unit(session, item, line["serial"], unit_cost)
-        legs.append(Leg(item, delta, Party.ADJUSTMENT, location, lot=lot, serial_unit=unit, unit_cost=unit_cost))
+        legs.append(
+            Leg(
+                item,
+                delta,
+                Party.ADJUSTMENT,
+                location,
+                lot=lot,
+                serial_unit=unit,
+                unit_cost=unit_cost,
+            )
+        )
     post_movements(session, document, MovementType.ADJUSTMENT, legs)
     return document
 
@@ -355,10 +390,12 @@ def _found_serial_unit(session: Session, item: Item, serial: str, unit_cost: Dec
 
 
 def list_stock(session: Session, args: dict[str, Any]) -> dict[str, Any]:
-    query: Select[tuple[Balance]] = (
+    query = (
         select(Balance)
         .outerjoin(Lot, Balance.lot_id == Lot.id)
-        .options(selectinload(Balance.item), selectinload(Balance.lot), selectinload(Balance.location))
+        .options(
+            selectinload(Balance.item), selectinload(Balance.lot), selectinload(Balance.location)
+        )
     )
     if not args.get("include_empty"):
         query = query.where(Balance.on_hand > 0)
@@ -434,7 +471,10 @@ _MOVEMENT_LOADS = (
 
 def document_view(session: Session, document: StockDocument) -> dict[str, Any]:
     movements = session.scalars(
-        select(Movement).where(Movement.document_id == document.id).order_by(Movement.id).options(*_MOVEMENT_LOADS)
+        select(Movement)
+        .where(Movement.document_id == document.id)
+        .order_by(Movement.id)
+        .options(*_MOVEMENT_LOADS)
     ).all()
     rows = [movement_row(movement) for movement in movements]
     return {
@@ -453,7 +493,7 @@ def document_view(session: Session, document: StockDocument) -> dict[str, Any]:
 
 
 def list_movements(session: Session, args: dict[str, Any]) -> dict[str, Any]:
-    query: Select[tuple[Movement]] = select(Movement).options(*_MOVEMENT_LOADS)
+    query = select(Movement).options(*_MOVEMENT_LOADS)
     if args.get("item_id") is not None:
         query = query.where(Movement.item_id == args["item_id"])
     if args.get("lot") is not None:
@@ -471,7 +511,7 @@ def list_movements(session: Session, args: dict[str, Any]) -> dict[str, Any]:
         )
     if args.get("from_") is not None:
         query = query.where(Movement.occurred_at >= _start_of(args["from_"]))
-    if args.get("to") is not None:
+    if args.get("to") is not None and args["to"] < date.max:  # date.max: no upper bound
         query = query.where(Movement.occurred_at < _start_of(args["to"] + timedelta(days=1)))
     page = paginate(session, query, Movement.id, args)
     page["items"] = [movement_row(movement) for movement in page["items"]]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from inventory.auth import hash_token, new_token
@@ -70,7 +70,7 @@ def update_user(session: Session, user: User, changes: dict[str, Any]) -> User:
 
 
 def list_users(session: Session, args: dict[str, Any]) -> dict[str, Any]:
-    query: Select[tuple[User]] = select(User)
+    query = select(User)
     for name in ("role", "active"):
         if args.get(name) is not None:
             query = query.where(getattr(User, name) == args[name])

@@ -34,6 +34,7 @@ EXPECTED_ROLES: dict[tuple[str, str], set[Role]] = {
     ("get", "/api/v1/movements"): STOCK_READ,
     ("get", "/api/v1/users"): {A},
     ("post", "/api/v1/users"): {A},
+    ("get", "/api/v1/users/{user_id}"): {A},
     ("patch", "/api/v1/users/{user_id}"): {A},
     ("post", "/api/v1/users/{user_id}/tokens"): {A},
     ("delete", "/api/v1/tokens/{token_id}"): {A},

@@ -61,7 +61,11 @@ def test_docs_page_and_its_assets_are_served_by_the_app_itself(app: Flask):
     assert page.status_code == 200
     html = page.get_data(as_text=True)
     assert "http://" not in html and "https://" not in html
-    for asset in ("/docs/assets/swagger-ui-bundle.js", "/docs/assets/swagger-ui.css", "/docs/init.js"):
+    for asset in (
+        "/docs/assets/swagger-ui-bundle.js",
+        "/docs/assets/swagger-ui.css",
+        "/docs/init.js",
+    ):
         assert asset in html
         response = client.get(asset)
         assert response.status_code == 200
@@ -131,3 +135,21 @@ def test_an_unexpected_error_is_a_500_problem_without_traceback_and_is_logged_wi
 def test_a_request_id_is_generated_when_none_is_sent(app: Flask):
     response = app.test_client().get("/health")
     assert len(response.headers["X-Request-ID"]) == 32
+
+
+def test_every_post_accepts_an_idempotency_key_and_every_patch_honours_if_match(app: Flask):
+    spec = app.test_client().get("/openapi.json").get_json()
+    posts = patches = 0
+    for path, item in spec["paths"].items():
+        for method, operation in item.items():
+            if method not in ("get", "post", "patch", "delete"):
+                continue
+            headers = {p["name"] for p in operation.get("parameters", []) if p["in"] == "header"}
+            if method == "post" and path.startswith("/api/v1/"):
+                posts += 1
+                assert "Idempotency-Key" in headers, path
+            if method == "patch":
+                patches += 1
+                assert "If-Match" in headers, path
+                assert "412" in operation["responses"], path
+    assert posts >= 8 and patches >= 2

@@ -25,10 +25,12 @@ class Stockyard:
         n = next(_numbers)
         with database.transaction() as session:
             self.shelf = catalog.create_location(
-                session, {"code": f"SHELF-{n}", "name": "shelf", "kind": LocationKind.STORAGE, "site": "S1"}
+                session,
+                {"code": f"SHELF-{n}", "name": "shelf", "kind": LocationKind.STORAGE, "site": "S1"},
             ).id
             self.bench = catalog.create_location(
-                session, {"code": f"BENCH-{n}", "name": "bench", "kind": LocationKind.STAGING, "site": "S1"}
+                session,
+                {"code": f"BENCH-{n}", "name": "bench", "kind": LocationKind.STAGING, "site": "S1"},
             ).id
             self.item = catalog.create_item(
                 session,

@@ -100,7 +100,9 @@ def test_ten_concurrent_copies_of_one_request_with_one_key_have_one_effect(
     token = yard.token()
     body = {
         "reason": "damaged",
-        "lines": [{"item_id": yard.item, "lot": yard.lot, "location_id": yard.shelf, "quantity_delta": -4}],
+        "lines": [
+            {"item_id": yard.item, "lot": yard.lot, "location_id": yard.shelf, "quantity_delta": -4}
+        ],
     }
 
     def send(client: Any, index: int) -> tuple[int, str]:

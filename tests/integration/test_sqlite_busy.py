@@ -22,7 +22,9 @@ def test_a_write_that_cannot_get_the_sqlite_lock_answers_503_with_retry_after(tm
     app = create_app(settings, database=database, TESTING=True)
     body = {
         "reason": "lost",
-        "lines": [{"item_id": yard.item, "lot": yard.lot, "location_id": yard.shelf, "quantity_delta": -1}],
+        "lines": [
+            {"item_id": yard.item, "lot": yard.lot, "location_id": yard.shelf, "quantity_delta": -1}
+        ],
     }
     headers = {"Authorization": f"Bearer {token}"}
 
