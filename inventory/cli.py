@@ -4,17 +4,27 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
 import yaml
+from sqlalchemy.orm import Session
 
 from inventory.config import Settings
 from inventory.db import Database
 
 
-def _database() -> Database:
-    return Database(Settings.from_env())
+@contextmanager
+def _unit_of_work() -> Iterator[Session]:
+    """One transaction on a database opened for this command only (closed afterwards)."""
+    database = Database(Settings.from_env())
+    try:
+        with database.transaction() as session:
+            yield session
+    finally:
+        database.dispose()
 
 
 @click.group()
@@ -55,8 +65,7 @@ def users_create(name: str, role: str, site: str | None) -> None:
     from inventory.users import service
     from inventory.users.models import Role
 
-    database = _database()
-    with database.transaction() as session:
+    with _unit_of_work() as session:
         user = service.create_user(session, {"name": name, "role": Role(role), "site": site})
         issued = service.issue_token(session, user, label="cli")
     click.echo(f"user {user.id} ({role}) token: {issued.secret}")
@@ -72,8 +81,7 @@ def demo_load() -> None:
     """Load a demo pharmacy (once) and print a token for each role."""
     from inventory.demo.loader import load
 
-    database = _database()
-    with database.transaction() as session:
+    with _unit_of_work() as session:
         loaded_now, logins = load(session)
     click.echo("demo data loaded" if loaded_now else "demo data already present; new tokens:")
     for login in logins:
@@ -116,8 +124,7 @@ def purge_keys(older_than_days: int | None) -> None:
     from inventory import idempotency
 
     settings = Settings.from_env()
-    database = _database()
-    with database.transaction() as session:
+    with _unit_of_work() as session:
         count = idempotency.purge(session, older_than_days or settings.idempotency_retention_days)
     click.echo(f"purged {count} idempotency keys")
 
@@ -132,8 +139,7 @@ def ledger_check() -> None:
     """Verify balances, cost layers and serial units equal the sum of the movements."""
     from inventory.ledger.audit import ledger_discrepancies
 
-    database = _database()
-    with database.transaction() as session:
+    with _unit_of_work() as session:
         problems = ledger_discrepancies(session)
     for problem in problems:
         click.echo(problem, err=True)

@@ -8,7 +8,6 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy import BigInteger, Connection, DateTime, Engine, MetaData, create_engine, event
 from sqlalchemy.engine import Dialect
@@ -147,26 +146,22 @@ class Database:
     def __init__(self, settings: Settings, engine: Engine | None = None) -> None:
         self.settings = settings
         self.engine = engine or make_engine(settings)
-        self._bind: Engine | Connection = self.engine
-        self._join_mode: Any = "conditional_savepoint"
+        self.bind_to(None)
 
     def bind_to(self, connection: Connection | None) -> None:
         """Route sessions through one outer connection (tests roll it back afterwards)."""
         if connection is None:
-            self._bind = self.engine
-            self._join_mode = "conditional_savepoint"
+            self._writer = sessionmaker(bind=self.engine, expire_on_commit=False)
+            self._reader = sessionmaker(
+                bind=self.engine.execution_options(**{READ_ONLY: True}), expire_on_commit=False
+            )
         else:
-            self._bind = connection
-            self._join_mode = "create_savepoint"
+            self._writer = self._reader = sessionmaker(
+                bind=connection, expire_on_commit=False, join_transaction_mode="create_savepoint"
+            )
 
     def session(self, *, read_only: bool = False) -> Session:
-        bind = self._bind
-        if read_only and isinstance(bind, Engine):
-            bind = bind.execution_options(**{READ_ONLY: True})
-        factory = sessionmaker(
-            bind=bind, expire_on_commit=False, join_transaction_mode=self._join_mode
-        )
-        return factory()
+        return (self._reader if read_only else self._writer)()
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
