@@ -15,6 +15,7 @@ from werkzeug.test import TestResponse
 
 from inventory.catalog.gs1 import normalize_gtin
 from inventory.db import Database
+from inventory.demo.catalog import gtin14
 from inventory.users import service as users
 from inventory.users.models import Role
 
@@ -27,10 +28,7 @@ def unique(prefix: str) -> str:
 
 def gtin_for(number: int) -> str:
     """A valid GTIN-14 from a running number (check digit computed by the GS1 rule)."""
-    payload = f"0{990000000000 + number:012d}"
-    digits = [int(d) for d in payload]
-    total = sum(d * (3 if i % 2 == 0 else 1) for i, d in enumerate(reversed(digits)))
-    return normalize_gtin(payload + str((10 - total % 10) % 10))
+    return normalize_gtin(gtin14(f"0{990000000000 + number:012d}"))
 
 
 def token_for(database: Database, role: Role, **fields: Any) -> str:

@@ -1,6 +1,6 @@
 """Demo catalog for a home infusion pharmacy: items, lots, untracked receipts and serials.
 
-Pure data plus two small GS1 helpers. Nothing here touches the database; seeding code reads
+Pure data plus a GTIN helper. Nothing here touches the database; seeding code reads
 these tuples and posts the corresponding receipts through the normal ledger.
 
 All GTINs use the fictitious GS1 company prefix ``0361234`` (with the GS1 US leading ``0``),
@@ -11,46 +11,19 @@ at import time by :func:`gtin14`, which guarantees it is valid.
 from dataclasses import dataclass
 from decimal import Decimal
 
-CATEGORIES: frozenset[str] = frozenset(
-    {
-        "administration_set",
-        "filter",
-        "catheter",
-        "needle",
-        "syringe",
-        "flush",
-        "prep",
-        "dressing",
-        "ppe",
-        "sharps",
-        "cold_chain",
-        "pump",
-        "pole",
-        "other",
-    }
-)
-TRACKING_MODES: frozenset[str] = frozenset({"none", "lot", "serial"})
+from biip.checksums import gs1_standard_check_digit
 
+from inventory.catalog.models import Category, Tracking
 
-def gs1_check_digit(payload: str) -> str:
-    """Return the GS1 mod-10 check digit for ``payload`` (e.g. the 13 digits of a GTIN-14).
-
-    Weights alternate 3, 1, 3, 1, ... starting from the rightmost payload digit.
-    """
-    if not payload or not (payload.isascii() and payload.isdigit()):
-        raise ValueError("GS1 payload must be a non-empty string of ASCII digits")
-    total = sum(
-        int(digit) * (3 if position % 2 == 0 else 1)
-        for position, digit in enumerate(reversed(payload))
-    )
-    return str((10 - total % 10) % 10)
+CATEGORIES: frozenset[str] = frozenset(category.value for category in Category)
+TRACKING_MODES: frozenset[str] = frozenset(mode.value for mode in Tracking)
 
 
 def gtin14(payload13: str) -> str:
-    """Return the 14-digit GTIN made of ``payload13`` followed by its check digit."""
+    """Return the 14-digit GTIN made of ``payload13`` followed by its GS1 check digit."""
     if len(payload13) != 13:
         raise ValueError("GTIN-14 payload must be exactly 13 digits")
-    return payload13 + gs1_check_digit(payload13)
+    return payload13 + str(gs1_standard_check_digit(payload13))
 
 
 @dataclass(frozen=True)
@@ -74,7 +47,7 @@ class DemoItem:
             raise ValueError(f"{self.sku}: unknown category {self.category!r}")
         if self.tracking not in TRACKING_MODES:
             raise ValueError(f"{self.sku}: unknown tracking {self.tracking!r}")
-        if len(self.gtin) != 14 or gs1_check_digit(self.gtin[:13]) != self.gtin[13]:
+        if len(self.gtin) != 14 or gtin14(self.gtin[:13]) != self.gtin:
             raise ValueError(f"{self.sku}: invalid GTIN-14 {self.gtin!r}")
         if (self.daily_rate is not None) != (self.tracking == "serial"):
             raise ValueError(f"{self.sku}: daily_rate is required for, and only for, equipment")
