@@ -5,6 +5,8 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+from sqlalchemy import event, text
+
 from inventory import create_app
 from inventory.config import Settings
 from inventory.db import Database
@@ -42,4 +44,26 @@ def test_a_write_that_cannot_get_the_sqlite_lock_answers_503_with_retry_after(tm
 
     retried = app.test_client().post("/api/v1/adjustments", json=body, headers=headers)
     assert retried.status_code == 201
+    database.dispose()
+
+
+def test_sqlite_connections_use_wal_foreign_keys_and_immediate_write_transactions(tmp_path: Path):
+    url, _ = create_scratch_database("sqlite", tmp_path)
+    database = Database(Settings(database_url=url))
+    statements: list[str] = []
+
+    @event.listens_for(database.engine, "before_cursor_execute")
+    def record(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+        statements.append(statement)
+
+    with database.engine.connect() as connection:
+        assert connection.execute(text("PRAGMA journal_mode")).scalar_one() == "wal"
+        assert connection.execute(text("PRAGMA foreign_keys")).scalar_one() == 1
+    with database.transaction() as session:
+        session.execute(text("SELECT 1"))
+    reader = database.session(read_only=True)
+    reader.execute(text("SELECT 1"))
+    reader.close()
+    begins = [s for s in statements if s.startswith("BEGIN")]
+    assert begins[-2:] == ["BEGIN IMMEDIATE", "BEGIN"]  # writers take the lock up front
     database.dispose()
