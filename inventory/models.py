@@ -1,9 +1,27 @@
 """Imports every feature's models so the metadata (and Alembic) sees the whole schema."""
 
+from inventory.care.models import (
+    InfusionDay,
+    KitTemplate,
+    Patient,
+    Payer,
+    PayerRate,
+    TemplateEquipment,
+    TemplateLine,
+    Therapy,
+)
 from inventory.catalog.models import Item, Location
 from inventory.db import Base
 from inventory.idempotency import IdempotencyRecord
-from inventory.ledger.models import Balance, CostLayer, Lot, Movement, SerialUnit, StockDocument
+from inventory.ledger.models import (
+    Balance,
+    CostLayer,
+    Lot,
+    Movement,
+    Reservation,
+    SerialUnit,
+    StockDocument,
+)
 from inventory.users.models import ApiToken, User
 
 __all__ = [
@@ -12,11 +30,20 @@ __all__ = [
     "Base",
     "CostLayer",
     "IdempotencyRecord",
+    "InfusionDay",
     "Item",
+    "KitTemplate",
     "Location",
     "Lot",
     "Movement",
+    "Patient",
+    "Payer",
+    "PayerRate",
+    "Reservation",
     "SerialUnit",
     "StockDocument",
+    "TemplateEquipment",
+    "TemplateLine",
+    "Therapy",
     "User",
 ]

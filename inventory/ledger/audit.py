@@ -6,7 +6,14 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from inventory.catalog.models import Item, Tracking
-from inventory.ledger.models import Balance, CostLayer, Movement, SerialUnit
+from inventory.ledger.models import (
+    Balance,
+    CostLayer,
+    Movement,
+    Reservation,
+    ReservationStatus,
+    SerialUnit,
+)
 
 
 def ledger_discrepancies(session: Session) -> list[str]:
@@ -53,6 +60,12 @@ def ledger_discrepancies(session: Session) -> list[str]:
         assert unit.location_id is not None
         key = (unit.item_id, None, unit.location_id)
         serials[key] = serials.get(key, 0) + 1
+    by_reservations: dict[tuple[int, int | None, int], int] = {}
+    for reservation in session.scalars(
+        select(Reservation).where(Reservation.status == ReservationStatus.ACTIVE)
+    ).all():
+        key = (reservation.item_id, reservation.lot_id, reservation.location_id)
+        by_reservations[key] = by_reservations.get(key, 0) + reservation.quantity
     serial_items = set(
         session.scalars(select(Item.id).where(Item.tracking == Tracking.SERIAL)).all()
     )
@@ -60,8 +73,13 @@ def ledger_discrepancies(session: Session) -> list[str]:
         on_hand = actual[key].on_hand if key in actual else 0
         if on_hand != expected.get(key, 0):
             problems.append(f"balance {key}: on_hand {on_hand} != movements {expected.get(key, 0)}")
-        if key in actual and not 0 <= actual[key].reserved <= on_hand:
-            problems.append(f"balance {key}: reserved {actual[key].reserved} outside 0..{on_hand}")
+        reserved = actual[key].reserved if key in actual else 0
+        if not 0 <= reserved <= on_hand:
+            problems.append(f"balance {key}: reserved {reserved} outside 0..{on_hand}")
+        if reserved != by_reservations.get(key, 0):
+            problems.append(
+                f"balance {key}: reserved {reserved} != reservations {by_reservations.get(key, 0)}"
+            )
         held = serials.get(key, 0) if key[0] in serial_items else layers.get(key, 0)
         if held != on_hand:
             problems.append(f"balance {key}: on_hand {on_hand} != units/layers {held}")

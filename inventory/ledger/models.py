@@ -208,3 +208,42 @@ class CostLayer(Base):
     unit_cost: Mapped[Decimal] = mapped_column(Money)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime)
     quantity: Mapped[int] = mapped_column(Integer)
+
+
+class ReservationStatus(enum.StrEnum):
+    ACTIVE = "active"
+    PICKED = "picked"
+    RELEASED = "released"
+
+
+class Reservation(Base):
+    """Units held for an infusion day (supplies) or a therapy's course (serial equipment).
+
+    While active, its quantity counts in the balance's ``reserved`` at (item, lot, location);
+    only the ledger's hold and release functions change either.
+    """
+
+    __tablename__ = "reservations"
+    __table_args__ = (
+        CheckConstraint("quantity > 0", name="quantity_positive"),
+        Index("ix_reservations_stock", "item_id", "lot_id", "location_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    site: Mapped[str] = mapped_column(String(32))
+    therapy_id: Mapped[int] = mapped_column(ForeignKey("therapies.id"), index=True)
+    infusion_day_id: Mapped[int | None] = mapped_column(ForeignKey("infusion_days.id"), index=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id"))
+    lot_id: Mapped[int | None] = mapped_column(ForeignKey("lots.id"))
+    location_id: Mapped[int] = mapped_column(ForeignKey("locations.id"))
+    serial_unit_id: Mapped[int | None] = mapped_column(ForeignKey("serial_units.id"), index=True)
+    quantity: Mapped[int] = mapped_column(Integer)
+    status: Mapped[ReservationStatus] = mapped_column(enum_column(ReservationStatus))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    released_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    release_reason: Mapped[str | None] = mapped_column(String(64))
+
+    item: Mapped[Item] = relationship()
+    lot: Mapped[Lot | None] = relationship()
+    location: Mapped[Location] = relationship()
+    serial_unit: Mapped[SerialUnit | None] = relationship()

@@ -6,6 +6,7 @@ posts its stock changes here, inside the caller's transaction. The function
 1. locks the items involved, in id order, so concurrent writers queue instead of deadlocking
    (PostgreSQL ``SELECT ... FOR UPDATE``; SQLite serializes writers with ``BEGIN IMMEDIATE``);
 2. checks that no balance would go below zero and that reserved units stay put;
+   (:func:`hold` and :func:`release` keep the reserved counts, under the same locks);
 3. appends movements at the actual cost of the units that moved (FIFO cost layers, or the
    serial unit's own cost) and updates balances and cost layers to match.
 
@@ -23,7 +24,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from inventory.catalog.models import Item, Location, Tracking
-from inventory.db import to_money
+from inventory.db import to_money, utcnow
 from inventory.errors import Conflict, InsufficientStock
 from inventory.ledger.models import (
     Balance,
@@ -33,6 +34,8 @@ from inventory.ledger.models import (
     Movement,
     MovementType,
     Party,
+    Reservation,
+    ReservationStatus,
     SerialUnit,
     StockDocument,
 )
@@ -159,6 +162,8 @@ class _Posting:
             unit = leg.serial_unit
             if unit.location_id != location.id:
                 raise Conflict(f"Serial {unit.serial} is not at {location.code}")
+            if unit.status is EquipmentStatus.RESERVED:
+                raise Conflict(f"Serial {unit.serial} is reserved for a therapy; release it first")
             return [_Chunk(1, unit.unit_cost, self.document.occurred_at)]
         layers = self.session.scalars(
             select(CostLayer)
@@ -262,3 +267,75 @@ def post_movements(
         posting.post(leg)
     session.flush()
     return posting.movements
+
+
+def _balance_for(session: Session, item_id: int, lot_id: int | None, location_id: int) -> Balance:
+    balance = session.scalars(
+        select(Balance)
+        .where(Balance.item_id == item_id, Balance.location_id == location_id)
+        .where(Balance.lot_id.is_(None) if lot_id is None else Balance.lot_id == lot_id)
+        .execution_options(populate_existing=True)
+    ).one_or_none()
+    if balance is None:
+        raise InsufficientStock(
+            f"Nothing of item {item_id} is at location {location_id} to reserve.",
+            extra={"item_id": item_id, "location_id": location_id, "available": 0},
+        )
+    return balance
+
+
+def hold(session: Session, reservations: Sequence[Reservation]) -> None:
+    """Add active reservations and count them in the balances' ``reserved``.
+
+    Refuses (409) if any balance would hold more reserved than on hand. The caller builds the
+    reservations (usually from a FEFO allocation made after :func:`lock_items`).
+    """
+    lock_items(session, [r.item_id for r in reservations])
+    wanted: dict[tuple[int, int | None, int], int] = {}
+    for reservation in reservations:
+        key = (reservation.item_id, reservation.lot_id, reservation.location_id)
+        wanted[key] = wanted.get(key, 0) + reservation.quantity
+    for (item_id, lot_id, location_id), quantity in sorted(
+        wanted.items(), key=lambda entry: (entry[0][0], entry[0][1] or 0, entry[0][2])
+    ):
+        balance = _balance_for(session, item_id, lot_id, location_id)
+        if balance.on_hand - balance.reserved < quantity:
+            raise InsufficientStock(
+                f"Only {balance.on_hand - balance.reserved} of item {item_id} available at "
+                f"location {location_id} to reserve; {quantity} requested",
+                extra={
+                    "item_id": item_id,
+                    "location_id": location_id,
+                    "requested": quantity,
+                    "available": balance.on_hand - balance.reserved,
+                },
+            )
+        balance.reserved += quantity
+    for reservation in reservations:
+        reservation.status = ReservationStatus.ACTIVE
+        if reservation.serial_unit is not None:
+            if reservation.serial_unit.status is not EquipmentStatus.AVAILABLE:
+                raise Conflict(f"Serial {reservation.serial_unit.serial} is not available.")
+            reservation.serial_unit.status = EquipmentStatus.RESERVED
+    session.add_all(reservations)
+    session.flush()
+
+
+def release(session: Session, reservations: Sequence[Reservation], reason: str) -> int:
+    """Release active reservations: their units become available again. Returns how many."""
+    active = [r for r in reservations if r.status is ReservationStatus.ACTIVE]
+    if not active:
+        return 0
+    lock_items(session, [r.item_id for r in active])
+    for reservation in active:
+        balance = _balance_for(
+            session, reservation.item_id, reservation.lot_id, reservation.location_id
+        )
+        balance.reserved -= reservation.quantity
+        reservation.status = ReservationStatus.RELEASED
+        reservation.released_at = utcnow()
+        reservation.release_reason = reason
+        if reservation.serial_unit is not None:
+            reservation.serial_unit.status = EquipmentStatus.AVAILABLE
+    session.flush()
+    return len(active)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -9,9 +10,11 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from inventory.care.models import KitTemplate, Patient, Payer, Therapy, TherapyStatus
 from inventory.db import Database
 from inventory.idempotency import IdempotencyRecord
-from inventory.ledger.models import Balance, CostLayer, Lot, SerialUnit, StockDocument
+from inventory.ledger.models import Balance, CostLayer, Lot, Reservation, SerialUnit, StockDocument
+from inventory.ledger.service import hold
 from tests.builders import Api, ok
 
 
@@ -73,13 +76,51 @@ def ledger_snapshot(api: Api, database: Database) -> LedgerSnapshot:
 
 
 def set_reserved(database: Database, item_id: int, location_id: int, reserved: int) -> None:
-    """Reserve units directly (planning is not built yet): only the reserved column moves."""
+    """Hold ``reserved`` units for a throwaway therapy, through the ledger's own hold()."""
     session = database.session()
     try:
         balance = session.scalars(
             select(Balance).where(Balance.item_id == item_id, Balance.location_id == location_id)
         ).one()
-        balance.reserved = reserved
+        tag = uuid.uuid4().hex[:8]
+        payer = Payer(name=f"payer {tag}", modifier_multipliers={})
+        patient = Patient(
+            external_ref=f"MRN-{tag}",
+            name="Test Patient",
+            address_line1="1 Main St",
+            city="Austin",
+            state="TX",
+            postal_code="78701",
+            payer=payer,
+            site=balance.site,
+        )
+        template = KitTemplate(name=f"template {tag}", hcpcs="S9357")
+        today = date.today()
+        therapy = Therapy(
+            patient=patient,
+            template=template,
+            site=balance.site,
+            hcpcs="S9357",
+            start_date=today,
+            schedule={"every_days": 14},
+            status=TherapyStatus.ACTIVE,
+            scheduled_through=today,
+        )
+        session.add_all([payer, patient, template, therapy])
+        session.flush()
+        hold(
+            session,
+            [
+                Reservation(
+                    site=balance.site,
+                    therapy_id=therapy.id,
+                    item_id=item_id,
+                    lot_id=balance.lot_id,
+                    location_id=location_id,
+                    quantity=reserved,
+                )
+            ],
+        )
         session.commit()
     finally:
         session.close()
