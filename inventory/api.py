@@ -54,8 +54,11 @@ class InventoryApi(Api):  # type: ignore[misc]
 
 def init_api(app: Flask) -> InventoryApi:
     from inventory import service_api
+    from inventory.care.api import blp as care_blp
     from inventory.catalog.api import blp as catalog_blp
+    from inventory.planning.api import blp as planning_blp
     from inventory.stock.api import blp as stock_blp
+    from inventory.therapies.api import blp as therapies_blp
     from inventory.users.api import blp as users_blp
 
     app.config.update(
@@ -74,7 +77,15 @@ def init_api(app: Flask) -> InventoryApi:
         },
     )
     api = InventoryApi(app)
-    for blueprint in (service_api.blp, users_blp, catalog_blp, stock_blp):
+    for blueprint in (
+        service_api.blp,
+        users_blp,
+        catalog_blp,
+        stock_blp,
+        care_blp,
+        therapies_blp,
+        planning_blp,
+    ):
         api.register_blueprint(blueprint)
     app.extensions["inventory.api"] = api
     return api

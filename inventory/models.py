@@ -1,14 +1,12 @@
 """Imports every feature's models so the metadata (and Alembic) sees the whole schema."""
 
 from inventory.care.models import (
-    InfusionDay,
     KitTemplate,
     Patient,
     Payer,
     PayerRate,
     TemplateEquipment,
     TemplateLine,
-    Therapy,
 )
 from inventory.catalog.models import Item, Location
 from inventory.db import Base
@@ -22,6 +20,7 @@ from inventory.ledger.models import (
     SerialUnit,
     StockDocument,
 )
+from inventory.therapies.models import InfusionDay, Therapy
 from inventory.users.models import ApiToken, User
 
 __all__ = [

@@ -10,11 +10,12 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from inventory.care.models import KitTemplate, Patient, Payer, Therapy, TherapyStatus
+from inventory.care.models import KitTemplate, Patient, Payer
 from inventory.db import Database
 from inventory.idempotency import IdempotencyRecord
 from inventory.ledger.models import Balance, CostLayer, Lot, Reservation, SerialUnit, StockDocument
 from inventory.ledger.service import hold
+from inventory.therapies.models import Therapy, TherapyStatus
 from tests.builders import Api, ok
 
 
