@@ -19,8 +19,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from inventory.catalog.models import Item, Location, Tracking
@@ -284,6 +285,27 @@ def _balance_for(session: Session, item_id: int, lot_id: int | None, location_id
     return balance
 
 
+def _count_reserved(session: Session, wanted: dict[tuple[int, int | None, int], int]) -> None:
+    """Add ``wanted`` units to the balances' reserved counts, refusing to exceed on hand."""
+    for (item_id, lot_id, location_id), quantity in sorted(
+        wanted.items(), key=lambda entry: (entry[0][0], entry[0][1] or 0, entry[0][2])
+    ):
+        balance = _balance_for(session, item_id, lot_id, location_id)
+        available = balance.on_hand - balance.reserved
+        if available < quantity:
+            raise InsufficientStock(
+                f"Only {available} of item {item_id} available at location {location_id} "
+                f"to reserve; {quantity} requested",
+                extra={
+                    "item_id": item_id,
+                    "location_id": location_id,
+                    "requested": quantity,
+                    "available": available,
+                },
+            )
+        balance.reserved += quantity
+
+
 def hold(session: Session, reservations: Sequence[Reservation]) -> None:
     """Add active reservations and count them in the balances' ``reserved``.
 
@@ -295,22 +317,7 @@ def hold(session: Session, reservations: Sequence[Reservation]) -> None:
     for reservation in reservations:
         key = (reservation.item_id, reservation.lot_id, reservation.location_id)
         wanted[key] = wanted.get(key, 0) + reservation.quantity
-    for (item_id, lot_id, location_id), quantity in sorted(
-        wanted.items(), key=lambda entry: (entry[0][0], entry[0][1] or 0, entry[0][2])
-    ):
-        balance = _balance_for(session, item_id, lot_id, location_id)
-        if balance.on_hand - balance.reserved < quantity:
-            raise InsufficientStock(
-                f"Only {balance.on_hand - balance.reserved} of item {item_id} available at "
-                f"location {location_id} to reserve; {quantity} requested",
-                extra={
-                    "item_id": item_id,
-                    "location_id": location_id,
-                    "requested": quantity,
-                    "available": balance.on_hand - balance.reserved,
-                },
-            )
-        balance.reserved += quantity
+    _count_reserved(session, wanted)
     for reservation in reservations:
         reservation.status = ReservationStatus.ACTIVE
         if reservation.serial_unit is not None:
@@ -319,6 +326,24 @@ def hold(session: Session, reservations: Sequence[Reservation]) -> None:
             reservation.serial_unit.status = EquipmentStatus.RESERVED
     session.add_all(reservations)
     session.flush()
+
+
+def hold_many(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    """:func:`hold` for many supply reservations at once (planning runs): one INSERT."""
+    if not rows:
+        return
+    lock_items(session, [row["item_id"] for row in rows])
+    wanted: dict[tuple[int, int | None, int], int] = {}
+    for row in rows:
+        if row.get("serial_unit_id") is not None:
+            raise ValueError("serial equipment is held one unit at a time with hold()")
+        key = (row["item_id"], row["lot_id"], row["location_id"])
+        wanted[key] = wanted.get(key, 0) + row["quantity"]
+    _count_reserved(session, wanted)
+    session.flush()
+    session.execute(
+        insert(Reservation), [{**row, "status": ReservationStatus.ACTIVE} for row in rows]
+    )
 
 
 def release(session: Session, reservations: Sequence[Reservation], reason: str) -> int:

@@ -50,5 +50,11 @@ class TokenOut(Schema):
     id = fields.Integer()
     user_id = fields.Integer()
     label = fields.String(allow_none=True)
-    token = fields.String(metadata={"description": "Shown once; only its hash is stored"})
+    token = fields.String(
+        allow_none=True,
+        metadata={
+            "description": "Shown once; only its hash is stored. Null when the response is an "
+            "Idempotency-Key replay, since the secret is never kept."
+        },
+    )
     created_at = fields.DateTime()

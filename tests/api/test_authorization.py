@@ -40,6 +40,26 @@ EXPECTED_ROLES: dict[tuple[str, str], set[Role]] = {
     ("delete", "/api/v1/tokens/{token_id}"): {A},
     ("get", "/api/v1/me"): {A, C, W, D, F},
 }
+# Therapies, infusion days, planning: "patients, payers, templates, therapies, infusion days"
+# and "planning, reservations, shortages" rows of the table.
+CARE_READ, CARE_WRITE = {A, C, W, F}, {A, C}
+PLAN_READ, PLAN_WRITE = {A, C, W, F}, {A, C, W}
+EXPECTED_ROLES.update(
+    {
+        ("get", "/api/v1/therapies"): CARE_READ,
+        ("post", "/api/v1/therapies"): CARE_WRITE,
+        ("get", "/api/v1/therapies/{therapy_id}"): CARE_READ,
+        ("get", "/api/v1/therapies/{therapy_id}/infusion-days"): CARE_READ,
+        ("post", "/api/v1/therapies/{therapy_id}/discontinue"): CARE_WRITE,
+        ("get", "/api/v1/infusion-days/{day_id}"): CARE_READ,
+        ("patch", "/api/v1/infusion-days/{day_id}"): CARE_WRITE,
+        ("post", "/api/v1/planning/run"): PLAN_WRITE,
+        ("post", "/api/v1/infusion-days/{day_id}/reserve"): PLAN_WRITE,
+        ("get", "/api/v1/reservations"): PLAN_READ,
+        ("get", "/api/v1/shortages"): PLAN_READ,
+        ("get", "/api/v1/reorder-suggestions"): PLAN_READ,
+    }
+)
 
 
 def _operations(app: Flask) -> list[tuple[str, str, dict]]:

@@ -1,0 +1,519 @@
+"""Planning: reserve template supplies for infusion days (FEFO), and course equipment.
+
+A run locks every item it may reserve (the ledger's lock order), reads what is available,
+allocates with the pure FEFO rule, and holds the result through the ledger, so two planners
+racing for the last units can never reserve more than there is. Statements per run are
+bounded: nothing is queried per infusion day.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.orm import Session, selectinload
+
+from inventory.care.models import KitTemplate
+from inventory.catalog.models import Item, Location, LocationKind
+from inventory.db import utcnow
+from inventory.errors import Conflict
+from inventory.ledger.models import (
+    Balance,
+    CostLayer,
+    EquipmentStatus,
+    Lot,
+    Reservation,
+    ReservationStatus,
+    SerialUnit,
+)
+from inventory.ledger.service import hold, hold_many, lock_items, release
+from inventory.planning.rules import (
+    Allocation,
+    ItemShortage,
+    Need,
+    StockCandidate,
+    allocate,
+    reorder_quantity,
+    shortage,
+)
+from inventory.schemas import paginate
+from inventory.therapies.days import extend_schedules
+from inventory.therapies.models import InfusionDay, InfusionDayStatus, Therapy
+
+PLANNABLE = (InfusionDayStatus.SCHEDULED, InfusionDayStatus.SHORT)
+OPEN_DAY = (InfusionDayStatus.SCHEDULED, InfusionDayStatus.SHORT, InfusionDayStatus.RESERVED)
+DEFAULT_HORIZON_DAYS = 14
+
+
+@dataclass
+class PlanResult:
+    reserved_lines: int = 0
+    short_lines: int = 0
+    days_fully_reserved: int = 0
+    days_short: int = 0
+    days_considered: int = 0
+    equipment_reserved: int = 0
+    equipment_short: int = 0
+    horizon_end: date | None = None
+    short: list[dict[str, int]] = field(default_factory=list)
+
+
+def horizon_end(today: date, horizon_days: int) -> date:
+    """The last date a run of ``horizon_days`` covers (today counts as the first)."""
+    return today + timedelta(days=horizon_days - 1)
+
+
+def _templates(session: Session, therapy_ids: Iterable[int]) -> dict[int, KitTemplate]:
+    """Each therapy's template, with lines and equipment, in two queries."""
+    rows = session.execute(
+        select(Therapy.id, KitTemplate)
+        .join(KitTemplate, Therapy.template_id == KitTemplate.id)
+        .where(Therapy.id.in_(set(therapy_ids)))
+        .options(selectinload(KitTemplate.lines), selectinload(KitTemplate.equipment))
+    ).all()
+    return {therapy_id: template for therapy_id, template in rows}
+
+
+def _reserved_per_day(session: Session, day_ids: Sequence[int]) -> dict[tuple[int, int], int]:
+    if not day_ids:
+        return {}
+    rows = session.execute(
+        select(Reservation.infusion_day_id, Reservation.item_id, func.sum(Reservation.quantity))
+        .where(
+            Reservation.infusion_day_id.in_(day_ids),
+            Reservation.status.in_([ReservationStatus.ACTIVE, ReservationStatus.PICKED]),
+        )
+        .group_by(Reservation.infusion_day_id, Reservation.item_id)
+    ).all()
+    return {(int(day_id or 0), int(item_id)): int(total) for day_id, item_id, total in rows}
+
+
+def template_item_ids(templates: Iterable[KitTemplate]) -> list[int]:
+    """Every item the templates may reserve: supplies and equipment, sorted (lock order)."""
+    ids: set[int] = set()
+    for template in templates:
+        ids.update(line.item_id for line in template.lines)
+        ids.update(line.item_id for line in template.equipment)
+    return sorted(ids)
+
+
+def needs_for(
+    session: Session, days: Sequence[InfusionDay], templates: dict[int, KitTemplate]
+) -> list[Need]:
+    """What each day's template asks for, less what is already reserved for it."""
+    reserved = _reserved_per_day(session, [day.id for day in days])
+    needs = []
+    for day in days:
+        for line in templates[day.therapy_id].lines:
+            missing = line.quantity_per_day - reserved.get((day.id, line.item_id), 0)
+            if missing > 0:
+                needs.append(Need(day.id, day.date, line.item_id, missing))
+    return needs
+
+
+def lock_therapies(session: Session, therapy_ids: Iterable[int]) -> dict[int, KitTemplate]:
+    """Take the item locks that guard these therapies' reservations; return their templates.
+
+    Everything that reserves for, releases from, or changes the status of an infusion day
+    takes these locks first, so planners, movers and cancellers of one day queue up.
+    """
+    templates = _templates(session, therapy_ids)
+    lock_items(session, template_item_ids(templates.values()))
+    return templates
+
+
+def stock_candidates(
+    session: Session, site: str, item_ids: Iterable[int], today: date
+) -> list[StockCandidate]:
+    """Available units in the site's storage locations: not quarantined, not recalled, not
+    expired today, with the date of their oldest receipt (for the FEFO tie-break)."""
+    ids = sorted(set(item_ids))
+    if not ids:
+        return []
+    oldest = (
+        select(
+            CostLayer.item_id,
+            CostLayer.lot_id,
+            CostLayer.location_id,
+            func.min(CostLayer.received_at).label("received_at"),
+        )
+        .where(CostLayer.quantity > 0, CostLayer.item_id.in_(ids))
+        .group_by(CostLayer.item_id, CostLayer.lot_id, CostLayer.location_id)
+        .subquery()
+    )
+    rows = session.execute(
+        select(
+            Balance.item_id,
+            Balance.lot_id,
+            Balance.location_id,
+            Location.code,
+            Lot.expiry,
+            oldest.c.received_at,
+            (Balance.on_hand - Balance.reserved).label("available"),
+        )
+        .join(Location, Balance.location_id == Location.id)
+        .outerjoin(Lot, Balance.lot_id == Lot.id)
+        .outerjoin(
+            oldest,
+            and_(
+                oldest.c.item_id == Balance.item_id,
+                oldest.c.location_id == Balance.location_id,
+                or_(
+                    oldest.c.lot_id == Balance.lot_id,
+                    and_(oldest.c.lot_id.is_(None), Balance.lot_id.is_(None)),
+                ),
+            ),
+        )
+        .where(
+            Balance.item_id.in_(ids),
+            Balance.site == site,
+            Location.kind == LocationKind.STORAGE,
+            Balance.on_hand > Balance.reserved,
+            or_(Lot.id.is_(None), and_(Lot.recalled_at.is_(None), Lot.expiry >= today)),
+        )
+    ).all()
+    epoch = utcnow().replace(year=2000, month=1, day=1)
+    return [
+        StockCandidate(
+            item_id=row.item_id,
+            lot_id=row.lot_id,
+            location_id=row.location_id,
+            location_code=row.code,
+            expiry=row.expiry,
+            received_at=row.received_at or epoch,
+            available=int(row.available),
+        )
+        for row in rows
+    ]
+
+
+def _reservation_rows(
+    allocations: Sequence[Allocation], days: dict[int, InfusionDay]
+) -> list[dict[str, Any]]:
+    now = utcnow()
+    return [
+        {
+            "site": days[a.day_id].site,
+            "therapy_id": days[a.day_id].therapy_id,
+            "infusion_day_id": a.day_id,
+            "item_id": a.item_id,
+            "lot_id": a.lot_id,
+            "location_id": a.location_id,
+            "serial_unit_id": None,
+            "quantity": a.quantity,
+            "status": ReservationStatus.ACTIVE,
+            "created_at": now,
+        }
+        for a in allocations
+    ]
+
+
+def _set_status(session: Session, day_ids: Sequence[int], status: InfusionDayStatus) -> None:
+    for start in range(0, len(day_ids), 5000):
+        session.execute(
+            update(InfusionDay)
+            .where(InfusionDay.id.in_(day_ids[start : start + 5000]))
+            .values(status=status, version=InfusionDay.version + 1)
+            .execution_options(synchronize_session=False)
+        )
+
+
+def plan_days(session: Session, days: Sequence[InfusionDay], today: date) -> PlanResult:
+    """Reserve what ``days`` still lack, FEFO, and mark each reserved or short."""
+    if not days:
+        return PlanResult()
+    templates = lock_therapies(session, {day.therapy_id for day in days})
+    # Re-read under the locks: a concurrent planner, mover or canceller may have got there first.
+    days = session.scalars(
+        select(InfusionDay)
+        .where(InfusionDay.id.in_([day.id for day in days]), InfusionDay.status.in_(PLANNABLE))
+        .order_by(InfusionDay.date, InfusionDay.id)
+        .execution_options(populate_existing=True)
+    ).all()
+    result = PlanResult(days_considered=len(days))
+    needs = needs_for(session, days, templates)
+    by_id = {day.id: day for day in days}
+    allocations: list[Allocation] = []
+    missing: dict[int, list[dict[str, int]]] = defaultdict(list)
+    for site in sorted({day.site for day in days}):
+        site_needs = [need for need in needs if by_id[need.day_id].site == site]
+        candidates = stock_candidates(session, site, {n.item_id for n in site_needs}, today)
+        site_allocations, shortfalls = allocate(site_needs, candidates)
+        allocations.extend(site_allocations)
+        for gap in shortfalls:
+            missing[gap.day_id].append({"item_id": gap.item_id, "missing": gap.missing})
+    hold_many(session, _reservation_rows(allocations, by_id))
+    short_ids = sorted(missing)
+    reserved_ids = sorted(set(by_id) - set(missing))
+    _set_status(session, reserved_ids, InfusionDayStatus.RESERVED)
+    _set_status(session, short_ids, InfusionDayStatus.SHORT)
+    for day in days:
+        session.expire(day)
+    result.reserved_lines = len(allocations)
+    result.short_lines = sum(len(lines) for lines in missing.values())
+    result.days_fully_reserved = len(reserved_ids)
+    result.days_short = len(short_ids)
+    result.short = [
+        {"infusion_day_id": day_id, **line} for day_id in short_ids for line in missing[day_id]
+    ]
+    _reserve_equipment(
+        session, {day.therapy_id: day.site for day in days}, templates, today, result
+    )
+    return result
+
+
+def _reserve_equipment(
+    session: Session,
+    therapy_sites: dict[int, str],
+    templates: dict[int, KitTemplate],
+    today: date,
+    result: PlanResult,
+) -> None:
+    """One set of course equipment per therapy, by serial: available, in storage, and not
+    overdue for preventive maintenance."""
+    wanted = {
+        therapy_id: template.equipment
+        for therapy_id, template in templates.items()
+        if template.equipment
+    }
+    if not wanted:
+        return
+    held = session.execute(
+        select(Reservation.therapy_id, Reservation.item_id, func.count())
+        .where(
+            Reservation.therapy_id.in_(wanted),
+            Reservation.serial_unit_id.is_not(None),
+            Reservation.status.in_([ReservationStatus.ACTIVE, ReservationStatus.PICKED]),
+        )
+        .group_by(Reservation.therapy_id, Reservation.item_id)
+    ).all()
+    have = {(int(t), int(i)): int(n) for t, i, n in held}
+    taken: set[int] = set()
+    reservations: list[Reservation] = []
+    for therapy_id in sorted(wanted):
+        site = therapy_sites[therapy_id]
+        for line in wanted[therapy_id]:
+            short = line.quantity - have.get((therapy_id, line.item_id), 0)
+            if short <= 0:
+                continue
+            units = session.scalars(
+                select(SerialUnit)
+                .join(Location, SerialUnit.location_id == Location.id)
+                .where(
+                    SerialUnit.item_id == line.item_id,
+                    SerialUnit.status == EquipmentStatus.AVAILABLE,
+                    Location.kind == LocationKind.STORAGE,
+                    Location.site == site,
+                    or_(SerialUnit.pm_due.is_(None), SerialUnit.pm_due >= today),
+                    SerialUnit.id.not_in(taken) if taken else SerialUnit.id.is_not(None),
+                )
+                .order_by(SerialUnit.id)
+                .limit(short)
+            ).all()
+            for unit in units:
+                taken.add(unit.id)
+                assert unit.location_id is not None
+                reservations.append(
+                    Reservation(
+                        site=site,
+                        therapy_id=therapy_id,
+                        infusion_day_id=None,
+                        item_id=unit.item_id,
+                        lot_id=None,
+                        location_id=unit.location_id,
+                        serial_unit=unit,
+                        quantity=1,
+                    )
+                )
+            result.equipment_short += short - len(units)
+    if reservations:
+        hold(session, reservations)
+    result.equipment_reserved = len(reservations)
+    result.reserved_lines += len(reservations)
+    result.short_lines += result.equipment_short
+
+
+def run(
+    session: Session, horizon_days: int, site: str | None = None, today: date | None = None
+) -> PlanResult:
+    """Reserve template supplies for every infusion day in the horizon (idempotent)."""
+    today = today or utcnow().date()
+    extend_schedules(session, today, site)
+    query = (
+        select(InfusionDay)
+        .where(
+            InfusionDay.status.in_(PLANNABLE),
+            InfusionDay.date >= today,
+            InfusionDay.date <= horizon_end(today, horizon_days),
+        )
+        .order_by(InfusionDay.date, InfusionDay.id)
+    )
+    if site is not None:
+        query = query.where(InfusionDay.site == site)
+    days = session.scalars(query).all()
+    result = plan_days(session, days, today)
+    result.horizon_end = horizon_end(today, horizon_days)
+    return result
+
+
+def reserve_day(session: Session, day: InfusionDay, today: date | None = None) -> PlanResult:
+    """Reserve what one infusion day still lacks."""
+    today = today or utcnow().date()
+    if day.status not in OPEN_DAY:
+        raise Conflict(f"Infusion day {day.id} is {day.status.value}; nothing to reserve.")
+    if day.date < today:
+        raise Conflict(f"Infusion day {day.id} is in the past.")
+    return plan_days(session, [day], today)
+
+
+def release_days(session: Session, day_ids: Sequence[int], reason: str) -> int:
+    """Release the active reservations of these days (units go back to available)."""
+    if not day_ids:
+        return 0
+    reservations = session.scalars(
+        select(Reservation).where(
+            Reservation.infusion_day_id.in_(day_ids),
+            Reservation.status == ReservationStatus.ACTIVE,
+        )
+    ).all()
+    return release(session, reservations, reason)
+
+
+def release_equipment(session: Session, therapy_id: int, reason: str) -> int:
+    reservations = session.scalars(
+        select(Reservation)
+        .where(
+            Reservation.therapy_id == therapy_id,
+            Reservation.serial_unit_id.is_not(None),
+            Reservation.status == ReservationStatus.ACTIVE,
+        )
+        .options(selectinload(Reservation.serial_unit))
+    ).all()
+    return release(session, reservations, reason)
+
+
+def missing_for(session: Session, days: Sequence[InfusionDay]) -> dict[int, list[dict[str, int]]]:
+    """Per open day, what its template still lacks (for showing short days)."""
+    open_days = [day for day in days if day.status in OPEN_DAY]
+    templates = _templates(session, {day.therapy_id for day in open_days})
+    needs = needs_for(session, open_days, templates)
+    missing: dict[int, list[dict[str, int]]] = defaultdict(list)
+    for need in needs:
+        missing[need.day_id].append({"item_id": need.item_id, "missing": need.quantity})
+    return missing
+
+
+# --- shortages and reorder suggestions -------------------------------------------------------
+
+
+def _horizon_demand(
+    session: Session, today: date, horizon_days: int, site: str | None
+) -> tuple[dict[int, list[tuple[date, int]]], dict[int, str]]:
+    query = select(InfusionDay).where(
+        InfusionDay.status.in_(OPEN_DAY),
+        InfusionDay.date >= today,
+        InfusionDay.date <= horizon_end(today, horizon_days),
+    )
+    if site is not None:
+        query = query.where(InfusionDay.site == site)
+    days = session.scalars(query.order_by(InfusionDay.date, InfusionDay.id)).all()
+    needs = needs_for(session, days, _templates(session, {day.therapy_id for day in days}))
+    demand: dict[int, list[tuple[date, int]]] = defaultdict(list)
+    for need in needs:
+        demand[need.item_id].append((need.day, need.quantity))
+    return demand, {day.id: day.site for day in days}
+
+
+def _available(session: Session, site: str | None, today: date) -> dict[int, int]:
+    query = (
+        select(Balance.item_id, func.sum(Balance.on_hand - Balance.reserved))
+        .join(Location, Balance.location_id == Location.id)
+        .outerjoin(Lot, Balance.lot_id == Lot.id)
+        .where(
+            Location.kind == LocationKind.STORAGE,
+            or_(Lot.id.is_(None), and_(Lot.recalled_at.is_(None), Lot.expiry >= today)),
+        )
+        .group_by(Balance.item_id)
+    )
+    if site is not None:
+        query = query.where(Balance.site == site)
+    return {int(item_id): int(total or 0) for item_id, total in session.execute(query).all()}
+
+
+def shortages(
+    session: Session, horizon_days: int, site: str | None = None, today: date | None = None
+) -> list[ItemShortage]:
+    """Per item: unreserved demand in the horizon against what is available now."""
+    today = today or utcnow().date()
+    demand, _ = _horizon_demand(session, today, horizon_days, site)
+    available = _available(session, site, today)
+    return [
+        shortage(item_id, demand[item_id], available.get(item_id, 0)) for item_id in sorted(demand)
+    ]
+
+
+def reorder_suggestions(
+    session: Session, horizon_days: int, site: str | None = None, today: date | None = None
+) -> list[dict[str, Any]]:
+    """Items whose projected available (available - unreserved demand) falls below their
+    reorder point, with an order in whole multiples of the reorder quantity."""
+    today = today or utcnow().date()
+    demand, _ = _horizon_demand(session, today, horizon_days, site)
+    available = _available(session, site, today)
+    suggestions = []
+    items = session.scalars(
+        select(Item).where(Item.active.is_(True), Item.reorder_point > 0).order_by(Item.id)
+    ).all()
+    for item in items:
+        needed = sum(quantity for _, quantity in demand.get(item.id, []))
+        projected = available.get(item.id, 0) - needed
+        quantity = reorder_quantity(projected, item.reorder_point, item.reorder_quantity)
+        if quantity:
+            suggestions.append(
+                {
+                    "item_id": item.id,
+                    "sku": item.sku,
+                    "available": available.get(item.id, 0),
+                    "demand": needed,
+                    "projected_available": projected,
+                    "reorder_point": item.reorder_point,
+                    "reorder_quantity": item.reorder_quantity,
+                    "suggested_quantity": quantity,
+                }
+            )
+    return suggestions
+
+
+def list_reservations(session: Session, args: dict[str, Any]) -> dict[str, Any]:
+    query = select(Reservation).options(
+        selectinload(Reservation.lot), selectinload(Reservation.serial_unit)
+    )
+    for name in ("infusion_day_id", "therapy_id", "item_id", "status"):
+        if args.get(name) is not None:
+            query = query.where(getattr(Reservation, name) == args[name])
+    if args.get("lot") is not None:
+        query = query.join(Lot, Reservation.lot_id == Lot.id).where(Lot.lot_number == args["lot"])
+    page = paginate(session, query, Reservation.id, args)
+    page["items"] = [
+        {
+            "id": r.id,
+            "therapy_id": r.therapy_id,
+            "infusion_day_id": r.infusion_day_id,
+            "item_id": r.item_id,
+            "lot": r.lot.lot_number if r.lot else None,
+            "expiry": r.lot.expiry if r.lot else None,
+            "serial": r.serial_unit.serial if r.serial_unit else None,
+            "location_id": r.location_id,
+            "quantity": r.quantity,
+            "status": r.status,
+            "created_at": r.created_at,
+            "released_at": r.released_at,
+            "release_reason": r.release_reason,
+        }
+        for r in page["items"]
+    ]
+    return page
