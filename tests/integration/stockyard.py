@@ -69,3 +69,53 @@ class Stockyard:
                     ]
                 },
             )
+
+    def daily_therapy(self, days: int, per_day: int = 1) -> list[int]:
+        """A patient on a daily therapy for ``days`` days whose template takes ``per_day`` of
+        the yard's item; returns the infusion day ids."""
+        from sqlalchemy import select
+
+        from inventory.care.models import KitTemplate, Patient, Payer, TemplateLine
+        from inventory.therapies import service as therapies
+        from inventory.therapies.models import InfusionDay
+
+        n = next(_numbers)
+        with self.database.transaction() as session:
+            payer = Payer(name=f"payer {n}", modifier_multipliers={})
+            template = KitTemplate(name=f"daily {n}", hcpcs="S9500")
+            session.add_all([payer, template])
+            session.flush()
+            session.add(
+                TemplateLine(template_id=template.id, item_id=self.item, quantity_per_day=per_day)
+            )
+            patient = Patient(
+                external_ref=f"MRN-{n}",
+                name="Pat Example",
+                address_line1="1 Main St",
+                city="Austin",
+                state="TX",
+                postal_code="78701",
+                payer_id=payer.id,
+                site="S1",
+            )
+            session.add(patient)
+            session.flush()
+            today = date.today()
+            therapy = therapies.create_therapy(
+                session,
+                {
+                    "patient_id": patient.id,
+                    "template_id": template.id,
+                    "hcpcs": "S9500",
+                    "start_date": today,
+                    "end_date": today + timedelta(days=days - 1),
+                    "schedule": {"every_days": 1},
+                },
+            )
+            return list(
+                session.scalars(
+                    select(InfusionDay.id)
+                    .where(InfusionDay.therapy_id == therapy.id)
+                    .order_by(InfusionDay.id)
+                ).all()
+            )
