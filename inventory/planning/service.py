@@ -292,7 +292,22 @@ def _reserve_equipment(
         .group_by(Reservation.therapy_id, Reservation.item_id)
     ).all()
     have = {(int(t), int(i)): int(n) for t, i, n in held}
-    taken: set[int] = set()
+    item_ids = sorted({line.item_id for lines in wanted.values() for line in lines})
+    sites = sorted(set(therapy_sites.values()))
+    free: dict[tuple[str, int], list[SerialUnit]] = defaultdict(list)
+    for unit, unit_site in session.execute(
+        select(SerialUnit, Location.site)
+        .join(Location, SerialUnit.location_id == Location.id)
+        .where(
+            SerialUnit.item_id.in_(item_ids),
+            SerialUnit.status == EquipmentStatus.AVAILABLE,
+            Location.kind == LocationKind.STORAGE,
+            Location.site.in_(sites),
+            or_(SerialUnit.pm_due.is_(None), SerialUnit.pm_due >= today),
+        )
+        .order_by(SerialUnit.id)
+    ).all():
+        free[(unit_site, unit.item_id)].append(unit)
     reservations: list[Reservation] = []
     for therapy_id in sorted(wanted):
         site = therapy_sites[therapy_id]
@@ -300,22 +315,9 @@ def _reserve_equipment(
             short = line.quantity - have.get((therapy_id, line.item_id), 0)
             if short <= 0:
                 continue
-            units = session.scalars(
-                select(SerialUnit)
-                .join(Location, SerialUnit.location_id == Location.id)
-                .where(
-                    SerialUnit.item_id == line.item_id,
-                    SerialUnit.status == EquipmentStatus.AVAILABLE,
-                    Location.kind == LocationKind.STORAGE,
-                    Location.site == site,
-                    or_(SerialUnit.pm_due.is_(None), SerialUnit.pm_due >= today),
-                    SerialUnit.id.not_in(taken) if taken else SerialUnit.id.is_not(None),
-                )
-                .order_by(SerialUnit.id)
-                .limit(short)
-            ).all()
+            pool = free[(site, line.item_id)]
+            units, pool[:] = pool[:short], pool[short:]
             for unit in units:
-                taken.add(unit.id)
                 assert unit.location_id is not None
                 reservations.append(
                     Reservation(
