@@ -21,7 +21,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from inventory.catalog.models import Item, Location, Tracking
@@ -318,14 +318,23 @@ def hold(session: Session, reservations: Sequence[Reservation]) -> None:
         key = (reservation.item_id, reservation.lot_id, reservation.location_id)
         wanted[key] = wanted.get(key, 0) + reservation.quantity
     _count_reserved(session, wanted)
+    units = [r.serial_unit for r in reservations if r.serial_unit is not None]
+    for unit in units:
+        if unit.status is not EquipmentStatus.AVAILABLE:
+            raise Conflict(f"Serial {unit.serial} is not available.")
     for reservation in reservations:
         reservation.status = ReservationStatus.ACTIVE
-        if reservation.serial_unit is not None:
-            if reservation.serial_unit.status is not EquipmentStatus.AVAILABLE:
-                raise Conflict(f"Serial {reservation.serial_unit.serial} is not available.")
-            reservation.serial_unit.status = EquipmentStatus.RESERVED
     session.add_all(reservations)
     session.flush()
+    if units:  # one UPDATE for the whole course set, not one per unit
+        session.execute(
+            update(SerialUnit)
+            .where(SerialUnit.id.in_([unit.id for unit in units]))
+            .values(status=EquipmentStatus.RESERVED, version=SerialUnit.version + 1)
+            .execution_options(synchronize_session=False)
+        )
+        for unit in units:
+            session.expire(unit, ["status", "version"])
 
 
 def hold_many(session: Session, rows: Sequence[dict[str, Any]]) -> None:
@@ -341,8 +350,10 @@ def hold_many(session: Session, rows: Sequence[dict[str, Any]]) -> None:
         wanted[key] = wanted.get(key, 0) + row["quantity"]
     _count_reserved(session, wanted)
     session.flush()
-    session.execute(
-        insert(Reservation), [{**row, "status": ReservationStatus.ACTIVE} for row in rows]
+    # Core executemany on the table: one statement, whatever mix of lots and no lots.
+    session.connection().execute(
+        insert(Reservation.__table__),  # type: ignore[arg-type]
+        [{**row, "status": ReservationStatus.ACTIVE.value} for row in rows],
     )
 
 

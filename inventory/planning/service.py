@@ -251,8 +251,9 @@ def plan_days(session: Session, days: Sequence[InfusionDay], today: date) -> Pla
     reserved_ids = sorted(set(by_id) - set(missing))
     _set_status(session, reserved_ids, InfusionDayStatus.RESERVED)
     _set_status(session, short_ids, InfusionDayStatus.SHORT)
-    for day in days:
-        session.expire(day)
+    therapy_sites = {day.therapy_id: day.site for day in days}
+    for day in days:  # their status changed in bulk; reload on next use
+        session.expire(day, ["status", "version"])
     result.reserved_lines = len(allocations)
     result.short_lines = sum(len(lines) for lines in missing.values())
     result.days_fully_reserved = len(reserved_ids)
@@ -260,9 +261,7 @@ def plan_days(session: Session, days: Sequence[InfusionDay], today: date) -> Pla
     result.short = [
         {"infusion_day_id": day_id, **line} for day_id in short_ids for line in missing[day_id]
     ]
-    _reserve_equipment(
-        session, {day.therapy_id: day.site for day in days}, templates, today, result
-    )
+    _reserve_equipment(session, therapy_sites, templates, today, result)
     return result
 
 
