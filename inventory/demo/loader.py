@@ -4,18 +4,21 @@ same services the API uses, so the demo ledger is a real ledger."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from inventory.auth import Caller
+from inventory.care import service as care
 from inventory.catalog import service as catalog
 from inventory.catalog.models import Category, Item, Location, LocationKind, Tracking
 from inventory.db import utcnow
 from inventory.demo.catalog import DEMO_ITEMS, DEMO_LOTS, DEMO_SERIALS, DEMO_UNTRACKED_RECEIPTS
+from inventory.planning import service as planning
 from inventory.stock import service as stock
+from inventory.therapies import service as therapies
 from inventory.users import service as users
 from inventory.users.models import Role, User
 
@@ -155,4 +158,207 @@ def load(session: Session) -> tuple[bool, list[DemoLogin]]:
             }
         )
     stock.receive(session, caller, {"reference": "PO-DEMO-EQUIP", "lines": equipment_lines})
+    _load_patients_and_therapies(session, items, today)
+    planning.run(session, planning.DEFAULT_HORIZON_DAYS, SITE)
     return True, _issue_tokens(session)
+
+
+# Three therapies, as a home infusion pharmacy runs them. (name, code, schedule, supplies per
+# day by SKU, equipment per course by SKU)
+DemoTherapy = tuple[str, str, dict[str, int], str, list[tuple[str, int]], list[tuple[str, int]]]
+DEMO_THERAPIES: tuple[DemoTherapy, ...] = (
+    (
+        "Enzyme replacement (imiglucerase) day",
+        "S9357",
+        {"every_days": 14},
+        "imiglucerase",
+        [
+            (demo.sku, demo.ert_template_quantity_per_day)
+            for demo in DEMO_ITEMS
+            if demo.ert_template_quantity_per_day
+        ],
+        [("EQP-PMP-AMB", 1), ("EQP-POLE-5W", 1)],
+    ),
+    (
+        "Immune globulin (IVIG) day",
+        "S9338",
+        {"every_days": 28},
+        "immune globulin 10%",
+        [
+            ("ADM-SET-104", 1),
+            ("FLT-120-LIP", 1),
+            ("CTH-PIV-24", 1),
+            ("FLS-NS-10", 3),
+            ("PRP-ALC-001", 4),
+            ("DRS-TSP-0203", 1),
+            ("PPE-GLV-NIT-M", 2),
+            ("OTH-UPD-2336", 1),
+        ],
+        [("EQP-PMP-AMB", 1)],
+    ),
+    (
+        "Daily anti-infective (ertapenem) day",
+        "S9500",
+        {"every_days": 1},
+        "ertapenem 1 g",
+        [
+            ("ADM-SET-037", 2),
+            ("FLS-NS-10", 2),
+            ("FLS-HEP-100", 1),
+            ("PRP-CAP-IPA", 2),
+            ("PRP-ALC-001", 2),
+            ("PPE-GLV-NIT-M", 1),
+        ],
+        [],
+    ),
+)
+FIRST_NAMES = (
+    "Maria",
+    "James",
+    "Aiyana",
+    "Chen",
+    "Fatima",
+    "Robert",
+    "Lucia",
+    "Dmitri",
+    "Grace",
+    "Hiroshi",
+    "Nia",
+    "Oscar",
+    "Priya",
+    "Samuel",
+    "Tamar",
+    "Walter",
+    "Yolanda",
+)
+LAST_NAMES = (
+    "Alvarez",
+    "Brooks",
+    "Castillo",
+    "Dang",
+    "Ellison",
+    "Fischer",
+    "Guerrero",
+    "Hadley",
+    "Iverson",
+    "Jimenez",
+    "Kowalski",
+    "Lindqvist",
+    "Moreno",
+    "Nakamura",
+)
+STREETS = (
+    "Oak Hollow Dr",
+    "Barton Springs Rd",
+    "Red River St",
+    "Riverside Dr",
+    "Manor Rd",
+    "Burnet Rd",
+    "Guadalupe St",
+    "Cesar Chavez St",
+    "Airport Blvd",
+    "Lamar Blvd",
+)
+
+
+def _load_patients_and_therapies(session: Session, items: dict[str, Item], today: date) -> None:
+    """Two payers (one on each counting rule, one with a rate change next month), three kit
+    templates, 51 fictional patients and their therapies."""
+    next_month = (today.replace(day=1) + timedelta(days=32)).replace(day=1)
+    dose_day = care.create_payer(
+        session,
+        {
+            "name": "Blue Cross Blue Shield of Texas",
+            "rates": [
+                {
+                    "hcpcs": "S9357",
+                    "rate": Decimal("210.00"),
+                    "counting": "dose_day",
+                    "effective_from": today.replace(month=1, day=1),
+                },
+                {
+                    "hcpcs": "S9338",
+                    "rate": Decimal("260.00"),
+                    "counting": "dose_day",
+                    "effective_from": today.replace(month=1, day=1),
+                },
+                {
+                    "hcpcs": "S9500",
+                    "rate": Decimal("95.00"),
+                    "counting": "dose_day",
+                    "effective_from": today.replace(month=1, day=1),
+                },
+            ],
+        },
+    )
+    calendar_day = care.create_payer(
+        session,
+        {
+            "name": "Lone Star Health Plan",
+            "rates": [
+                {
+                    "hcpcs": code,
+                    "rate": rate,
+                    "counting": "calendar_day",
+                    "effective_from": today.replace(month=1, day=1),
+                }
+                for code, rate in (
+                    ("S9357", Decimal("18.50")),
+                    ("S9338", Decimal("12.00")),
+                    ("S9500", Decimal("88.00")),
+                )
+            ]
+            + [
+                {
+                    "hcpcs": "S9500",
+                    "rate": Decimal("91.00"),
+                    "counting": "calendar_day",
+                    "effective_from": next_month,
+                }
+            ],
+        },
+    )
+    templates = []
+    for name, code, schedule, drug, supplies, equipment in DEMO_THERAPIES:
+        template = care.create_template(
+            session,
+            {
+                "name": name,
+                "hcpcs": code,
+                "lines": [{"item_id": items[sku].id, "quantity_per_day": q} for sku, q in supplies],
+                "equipment": [{"item_id": items[sku].id, "quantity": q} for sku, q in equipment],
+            },
+        )
+        templates.append((template.id, code, schedule, drug))
+    for n in range(51):
+        patient = care.create_patient(
+            session,
+            {
+                "external_ref": f"MRN-{100200 + n}",
+                "name": f"{FIRST_NAMES[n % len(FIRST_NAMES)]} {LAST_NAMES[n % len(LAST_NAMES)]}",
+                "address": {
+                    "line1": f"{1100 + 37 * n} {STREETS[n % len(STREETS)]}",
+                    "city": "Austin",
+                    "state": "TX",
+                    "postal_code": f"787{n % 50:02d}",
+                },
+                "phone": f"512-555-{1000 + n:04d}",
+                "payer_id": (dose_day if n % 2 else calendar_day).id,
+                "site": SITE,
+            },
+        )
+        template_id, code, schedule, drug = templates[n % len(templates)]
+        therapies.create_therapy(
+            session,
+            {
+                "patient_id": patient.id,
+                "template_id": template_id,
+                "hcpcs": code,
+                # Every third IG patient is on a second therapy line: the SH modifier.
+                "modifier": "SH" if code == "S9338" and n % 3 == 0 else None,
+                "drug": drug,
+                "start_date": today + timedelta(days=n % 10),
+                "schedule": schedule,
+            },
+            today=today,
+        )
