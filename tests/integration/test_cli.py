@@ -10,12 +10,15 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import select
 
+from inventory.care.models import Patient
 from inventory.catalog.models import Item, Location, LocationKind, Tracking
 from inventory.cli import main
 from inventory.config import Settings
 from inventory.db import Database, utcnow
 from inventory.ledger.audit import ledger_discrepancies
 from inventory.ledger.models import Lot, SerialUnit
+from inventory.planning import service as planning
+from inventory.therapies.models import InfusionDay, InfusionDayStatus, Therapy
 from inventory.users.models import ApiToken
 from tests.conftest import create_scratch_database
 
@@ -91,6 +94,18 @@ def test_demo_load_builds_a_believable_pharmacy_once_and_prints_a_token_per_role
         assert any(len(expiries) >= 2 for expiries in lots_per_item.values())
         assert ledger_discrepancies(session) == []
         item_count = len(items)
+        # About 50 patients on three therapies, planned once: some days short, so a newcomer
+        # sees shortages and reorder suggestions.
+        assert len(session.scalars(select(Patient)).all()) >= 50
+        assert {t.hcpcs for t in session.scalars(select(Therapy)).all()} == {
+            "S9357",
+            "S9338",
+            "S9500",
+        }
+        statuses = set(session.scalars(select(InfusionDay.status)).all())
+        assert {InfusionDayStatus.RESERVED, InfusionDayStatus.SHORT} <= statuses
+        assert any(row.shortfall > 0 for row in planning.shortages(session, 14))
+        assert planning.reorder_suggestions(session, 14)
 
     second = _run(scratch_url, "demo", "load")
     assert "already present" in second
