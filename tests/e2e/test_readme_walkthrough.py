@@ -52,3 +52,5 @@ def test_the_readme_walkthrough_runs_as_written(demo_server: tuple[int, str]):
     assert "Idempotent-Replayed: true" in out
     assert '"status":409' in out.replace(" ", "")
     assert '"available":440' in out.replace(" ", "")  # 500 - 48 moved - 12 damaged
+    assert '"shortfall":' in out and '"suggested_quantity":' in out
+    assert '"status":"reserved"' in out.replace(" ", "")
