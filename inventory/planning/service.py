@@ -274,10 +274,10 @@ def _reserve_equipment(
 ) -> None:
     """One set of course equipment per therapy, by serial: available, in storage, and not
     overdue for preventive maintenance."""
-    wanted = {
+    wanted = {  # only the therapies whose days this run actually planned
         therapy_id: template.equipment
         for therapy_id, template in templates.items()
-        if template.equipment
+        if template.equipment and therapy_id in therapy_sites
     }
     if not wanted:
         return

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from inventory.care.models import KitTemplate, Patient
@@ -17,7 +17,7 @@ from inventory.care.rules import ScheduleError, parse_schedule
 from inventory.db import utcnow
 from inventory.errors import Conflict, InvalidInput, NotFound
 from inventory.planning import service as planning
-from inventory.schemas import paginate
+from inventory.schemas import decode_cursor, encode_cursor, paginate
 from inventory.therapies.days import schedule_days
 from inventory.therapies.models import InfusionDay, InfusionDayStatus, Therapy, TherapyStatus
 
@@ -102,13 +102,42 @@ def day_view(day: InfusionDay, missing: list[dict[str, int]] | None = None) -> d
     }
 
 
+# A day's cursor is its (date, id) packed into one number: date ordinal * span + id.
+_DAY_CURSOR_SPAN = 10**10
+
+
 def list_days(session: Session, therapy: Therapy, args: dict[str, Any]) -> dict[str, Any]:
+    """The therapy's days by date, paged on (date, id): a moved day keeps its id, so paging
+    on the id alone would skip or repeat days whose id order differs from their date order."""
     query = select(InfusionDay).where(InfusionDay.therapy_id == therapy.id)
     if args.get("status") is not None:
         query = query.where(InfusionDay.status == args["status"])
-    page = paginate(session, query.order_by(InfusionDay.date), InfusionDay.id, args)
-    page["items"] = _with_missing(session, list(page["items"]))
-    return page
+    after = decode_cursor(args.get("cursor"))
+    if after is not None:
+        try:
+            after_date = date.fromordinal(after // _DAY_CURSOR_SPAN)
+        except (ValueError, OverflowError):
+            raise InvalidInput.field("cursor", "is not a cursor this service issued") from None
+        after_id = after % _DAY_CURSOR_SPAN
+        query = query.where(
+            or_(
+                InfusionDay.date > after_date,
+                and_(InfusionDay.date == after_date, InfusionDay.id > after_id),
+            )
+        )
+    limit = int(args["limit"])
+    rows = list(
+        session.scalars(query.order_by(InfusionDay.date, InfusionDay.id).limit(limit + 1)).all()
+    )
+    more = len(rows) > limit
+    rows = rows[:limit]
+    last = rows[-1] if more and rows else None
+    return {
+        "items": _with_missing(session, rows),
+        "next_cursor": encode_cursor(last.date.toordinal() * _DAY_CURSOR_SPAN + last.id)
+        if last is not None
+        else None,
+    }
 
 
 def show_day(session: Session, day: InfusionDay) -> dict[str, Any]:

@@ -46,6 +46,18 @@ CARE_READ, CARE_WRITE = {A, C, W, F}, {A, C}
 PLAN_READ, PLAN_WRITE = {A, C, W, F}, {A, C, W}
 EXPECTED_ROLES.update(
     {
+        ("get", "/api/v1/payers"): CARE_READ,
+        ("post", "/api/v1/payers"): CARE_WRITE,
+        ("get", "/api/v1/payers/{payer_id}"): CARE_READ,
+        ("patch", "/api/v1/payers/{payer_id}"): CARE_WRITE,
+        ("get", "/api/v1/payers/{payer_id}/rates/in-force"): CARE_READ,
+        ("get", "/api/v1/patients"): CARE_READ,
+        ("post", "/api/v1/patients"): CARE_WRITE,
+        ("get", "/api/v1/patients/{patient_id}"): CARE_READ,
+        ("patch", "/api/v1/patients/{patient_id}"): CARE_WRITE,
+        ("get", "/api/v1/kit-templates"): CARE_READ,
+        ("post", "/api/v1/kit-templates"): CARE_WRITE,
+        ("get", "/api/v1/kit-templates/{template_id}"): CARE_READ,
         ("get", "/api/v1/therapies"): CARE_READ,
         ("post", "/api/v1/therapies"): CARE_WRITE,
         ("get", "/api/v1/therapies/{therapy_id}"): CARE_READ,
