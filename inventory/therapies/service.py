@@ -170,6 +170,11 @@ def change_day(
     new_date: date = changes["date"]
     if new_date < today:
         raise InvalidInput.field("date", "cannot move an infusion day into the past")
+    therapy = day.therapy
+    if new_date < therapy.start_date or (
+        therapy.end_date is not None and new_date > therapy.end_date
+    ):
+        raise InvalidInput.field("date", "must fall within the therapy's start and end dates")
     clash = session.scalars(
         select(InfusionDay.id).where(
             InfusionDay.therapy_id == day.therapy_id,
@@ -200,6 +205,10 @@ def discontinue(
         raise Conflict(f"Therapy {therapy.id} is already discontinued.")
     if end_date < therapy.start_date:
         raise InvalidInput.field("end_date", "must not be before the therapy's start_date")
+    if therapy.end_date is not None and end_date > therapy.end_date:
+        raise InvalidInput.field(
+            "end_date", f"must not be after the therapy's planned end {therapy.end_date}"
+        )
     later = session.scalars(
         select(InfusionDay).where(
             InfusionDay.therapy_id == therapy.id,

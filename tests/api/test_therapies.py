@@ -760,3 +760,31 @@ def test_a_discontinued_therapy_is_not_planned_after_its_end(coordinator, course
     run = ok(coordinator.post("/planning/run", {"horizon_days": 14}))
     assert (run["reserved_lines"], run["equipment_reserved"]) == (0, 0)
     assert available(coordinator, flush["id"]) == 8
+
+
+def test_discontinuing_cannot_push_the_end_date_past_the_planned_end(database, as_role):
+    from tests.api.planning_builders import make_patient, make_payer, make_template
+
+    coordinator = as_role("coordinator")
+    template = make_template(database, lines=[])
+    patient = make_patient(database, make_payer(database))
+    start = date.today()
+    therapy = coordinator.post(
+        "/therapies",
+        {
+            "patient_id": patient,
+            "template_id": template,
+            "hcpcs": "S9357",
+            "start_date": start.isoformat(),
+            "end_date": (start + timedelta(days=28)).isoformat(),
+            "schedule": {"every_days": 14},
+        },
+    ).get_json()
+    late = (start + timedelta(days=100)).isoformat()
+    body = problem(
+        coordinator.post(f"/therapies/{therapy['id']}/discontinue", {"end_date": late}), 422
+    )
+    assert "end_date" in body["errors"]
+    days = coordinator.get(f"/therapies/{therapy['id']}/infusion-days").get_json()["items"]
+    moved = coordinator.patch(f"/infusion-days/{days[-1]['id']}", {"date": late})
+    assert "date" in problem(moved, 422)["errors"]
