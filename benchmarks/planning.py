@@ -27,10 +27,11 @@ from inventory.care.models import (
     TemplateLine,
 )
 from inventory.catalog import service as catalog
-from inventory.catalog.models import Category, Item, LocationKind, Tracking
+from inventory.catalog.models import LocationKind, Tracking
 from inventory.config import Settings
 from inventory.db import Database, utcnow
 from inventory.demo.catalog import DEMO_ITEMS
+from inventory.demo.loader import create_catalog
 from inventory.ledger.models import Reservation
 from inventory.planning import service as planning
 from inventory.stock import service as stock
@@ -115,22 +116,7 @@ def build_pharmacy(database: Database, patients: int) -> None:
             session,
             {"code": "BENCH-STOR", "name": "storage", "kind": LocationKind.STORAGE, "site": SITE},
         )
-        items: dict[str, Item] = {}
-        for demo in DEMO_ITEMS:
-            items[demo.sku] = catalog.create_item(
-                session,
-                {
-                    "sku": demo.sku,
-                    "name": demo.name,
-                    "category": Category(demo.category),
-                    "unit": demo.unit,
-                    "tracking": Tracking(demo.tracking),
-                    "gtin": demo.gtin,
-                    "reorder_point": demo.reorder_point,
-                    "reorder_quantity": demo.reorder_quantity,
-                    "daily_rate": demo.daily_rate,
-                },
-            )
+        items = create_catalog(session)
         lines = []
         for demo in DEMO_ITEMS:
             item = items[demo.sku]

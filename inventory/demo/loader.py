@@ -67,6 +67,27 @@ def _issue_tokens(session: Session) -> list[DemoLogin]:
     return logins
 
 
+def create_catalog(session: Session) -> dict[str, Item]:
+    """The demo's catalog items, through the catalog service; by SKU."""
+    items: dict[str, Item] = {}
+    for demo in DEMO_ITEMS:
+        items[demo.sku] = catalog.create_item(
+            session,
+            {
+                "sku": demo.sku,
+                "name": demo.name,
+                "category": Category(demo.category),
+                "unit": demo.unit,
+                "tracking": Tracking(demo.tracking),
+                "gtin": demo.gtin,
+                "reorder_point": demo.reorder_point,
+                "reorder_quantity": demo.reorder_quantity,
+                "daily_rate": demo.daily_rate,
+            },
+        )
+    return items
+
+
 def load(session: Session) -> tuple[bool, list[DemoLogin]]:
     """Load the demo once; on later calls only issue fresh tokens. Returns (loaded_now, logins)."""
     if is_loaded(session):
@@ -93,22 +114,7 @@ def load(session: Session) -> tuple[bool, list[DemoLogin]]:
     assert admin is not None
     caller = Caller(admin.id, admin.name, admin.role, admin.site, None)
 
-    items: dict[str, Item] = {}
-    for demo in DEMO_ITEMS:
-        items[demo.sku] = catalog.create_item(
-            session,
-            {
-                "sku": demo.sku,
-                "name": demo.name,
-                "category": Category(demo.category),
-                "unit": demo.unit,
-                "tracking": Tracking(demo.tracking),
-                "gtin": demo.gtin,
-                "reorder_point": demo.reorder_point,
-                "reorder_quantity": demo.reorder_quantity,
-                "daily_rate": demo.daily_rate,
-            },
-        )
+    items = create_catalog(session)
 
     today = utcnow().date()
     storage = locations["AUS1-STOR-A"].id
