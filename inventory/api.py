@@ -56,9 +56,12 @@ def init_api(app: Flask) -> InventoryApi:
     from inventory import service_api
     from inventory.care.api import blp as care_blp
     from inventory.catalog.api import blp as catalog_blp
+    from inventory.equipment.api import blp as equipment_blp
+    from inventory.kits.api import blp as kits_blp
     from inventory.planning.api import blp as planning_blp
     from inventory.stock.api import blp as stock_blp
     from inventory.therapies.api import blp as therapies_blp
+    from inventory.trace.api import blp as trace_blp
     from inventory.users.api import blp as users_blp
 
     app.config.update(
@@ -85,6 +88,9 @@ def init_api(app: Flask) -> InventoryApi:
         care_blp,
         therapies_blp,
         planning_blp,
+        equipment_blp,
+        kits_blp,
+        trace_blp,
     ):
         api.register_blueprint(blueprint)
     app.extensions["inventory.api"] = api

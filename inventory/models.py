@@ -10,7 +10,9 @@ from inventory.care.models import (
 )
 from inventory.catalog.models import Item, Location
 from inventory.db import Base
+from inventory.equipment.models import EquipmentEvent
 from inventory.idempotency import IdempotencyRecord
+from inventory.kits.models import Kit
 from inventory.ledger.models import (
     Balance,
     CostLayer,
@@ -28,9 +30,11 @@ __all__ = [
     "Balance",
     "Base",
     "CostLayer",
+    "EquipmentEvent",
     "IdempotencyRecord",
     "InfusionDay",
     "Item",
+    "Kit",
     "KitTemplate",
     "Location",
     "Lot",

@@ -205,3 +205,14 @@ def versioned_patch(view: F) -> F:
     wrapped = unit_of_work(view)
     _add_doc(view, wrapped, parameters=[IF_MATCH_PARAMETER])
     return wrapped
+
+
+def honours_if_match(view: F) -> F:
+    """Document ``If-Match`` on a state-changing POST (the view calls check_if_match)."""
+
+    @wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        return view(*args, **kwargs)
+
+    _add_doc(view, wrapper, parameters=[IF_MATCH_PARAMETER])
+    return cast(F, wrapper)

@@ -36,6 +36,7 @@ class MovementType(enum.StrEnum):
     RECEIPT = "receipt"
     TRANSFER = "transfer"
     ADJUSTMENT = "adjustment"
+    PICK = "pick"  # a packed kit's units, storage to staging
 
 
 class Party(enum.StrEnum):
@@ -92,6 +93,8 @@ class SerialUnit(Base):
     location_id: Mapped[int | None] = mapped_column(ForeignKey("locations.id"), index=True)
     unit_cost: Mapped[Decimal] = mapped_column(Money)
     pm_due: Mapped[date | None] = mapped_column(Date)
+    # The patient whose home the unit is at (status at_patient), else None.
+    patient_id: Mapped[int | None] = mapped_column(ForeignKey("patients.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     version: Mapped[int] = mapped_column(Integer, default=1)
 
@@ -104,6 +107,9 @@ class DocumentType(enum.StrEnum):
     RECEIPT = "receipt"
     TRANSFER = "transfer"
     ADJUSTMENT = "adjustment"
+    KIT = "kit"  # packing a kit, or putting a cancelled kit's units back
+    RECALL = "recall"
+    EQUIPMENT = "equipment"  # retiring a unit
 
 
 class StockDocument(Base):
@@ -118,6 +124,8 @@ class StockDocument(Base):
     reason: Mapped[str | None] = mapped_column(String(32))
     note: Mapped[str | None] = mapped_column(Text)
     actor_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    # The kit the document packs, unpacks (and later dispatches, delivers, takes back).
+    kit_id: Mapped[int | None] = mapped_column(ForeignKey("kits.id"), index=True)
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
     recorded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
@@ -219,13 +227,18 @@ class ReservationStatus(enum.StrEnum):
 class Reservation(Base):
     """Units held for an infusion day (supplies) or a therapy's course (serial equipment).
 
-    While active, its quantity counts in the balance's ``reserved`` at (item, lot, location);
-    only the ledger's hold and release functions change either.
+    Active: held in storage. Picked: packed into a kit and moved out of storage (no longer
+    counted in any balance's ``reserved``). Released: given up. While active, its quantity
+    counts in the balance's ``reserved`` at (item, lot, location); only the ledger's hold,
+    release and pick functions change either.
     """
 
     __tablename__ = "reservations"
     __table_args__ = (
         CheckConstraint("quantity > 0", name="quantity_positive"),
+        CheckConstraint(
+            "packed_quantity >= 0 AND packed_quantity <= quantity", name="packed_within_quantity"
+        ),
         Index("ix_reservations_stock", "item_id", "lot_id", "location_id", "status"),
     )
 
@@ -239,6 +252,9 @@ class Reservation(Base):
     serial_unit_id: Mapped[int | None] = mapped_column(ForeignKey("serial_units.id"), index=True)
     quantity: Mapped[int] = mapped_column(Integer)
     status: Mapped[ReservationStatus] = mapped_column(enum_column(ReservationStatus))
+    # The kit the units are packed into, and how many of them a packer has scanned.
+    kit_id: Mapped[int | None] = mapped_column(ForeignKey("kits.id"), index=True)
+    packed_quantity: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     released_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     release_reason: Mapped[str | None] = mapped_column(String(64))

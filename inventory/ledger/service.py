@@ -66,6 +66,9 @@ class Leg:
     serial_unit: SerialUnit | None = None
     # The purchase cost of units entering stock from outside (a supplier, a found count).
     unit_cost: Decimal | None = None
+    # The units move under their own reservation (a kit being packed or put back): a
+    # reserved serial unit may go; supplies were already taken off ``reserved`` by pick().
+    held: bool = False
 
 
 def _describe(item: Item, lot: Lot | None) -> str:
@@ -163,7 +166,7 @@ class _Posting:
             unit = leg.serial_unit
             if unit.location_id != location.id:
                 raise Conflict(f"Serial {unit.serial} is not at {location.code}")
-            if unit.status is EquipmentStatus.RESERVED:
+            if unit.status is EquipmentStatus.RESERVED and not leg.held:
                 raise Conflict(f"Serial {unit.serial} is reserved for a therapy; release it first")
             return [_Chunk(1, unit.unit_cost, self.document.occurred_at)]
         layers = self.session.scalars(
@@ -358,20 +361,76 @@ def hold_many(session: Session, rows: Sequence[dict[str, Any]]) -> None:
 
 
 def release(session: Session, reservations: Sequence[Reservation], reason: str) -> int:
-    """Release active reservations: their units become available again. Returns how many."""
-    active = [r for r in reservations if r.status is ReservationStatus.ACTIVE]
-    if not active:
+    """Release reservations. Active ones give their units back to available; picked ones
+    (already moved out of storage by :func:`pick`) just end. Returns how many ended."""
+    ending = [r for r in reservations if r.status is not ReservationStatus.RELEASED]
+    if not ending:
         return 0
-    lock_items(session, [r.item_id for r in active])
-    for reservation in active:
-        balance = _balance_for(
-            session, reservation.item_id, reservation.lot_id, reservation.location_id
-        )
-        balance.reserved -= reservation.quantity
+    lock_items(session, [r.item_id for r in ending])
+    for reservation in ending:
+        if reservation.status is ReservationStatus.ACTIVE:
+            balance = _balance_for(
+                session, reservation.item_id, reservation.lot_id, reservation.location_id
+            )
+            balance.reserved -= reservation.quantity
         reservation.status = ReservationStatus.RELEASED
         reservation.released_at = utcnow()
         reservation.release_reason = reason
         if reservation.serial_unit is not None:
             reservation.serial_unit.status = EquipmentStatus.AVAILABLE
     session.flush()
-    return len(active)
+    return len(ending)
+
+
+def pick(
+    session: Session,
+    document: StockDocument,
+    reservations: Sequence[Reservation],
+    destination: Location,
+) -> list[Movement]:
+    """Move reserved units out of storage under their own reservations (packing a kit).
+
+    Each active reservation stops counting in ``reserved`` and becomes picked; its units
+    move from the reservation's location to ``destination`` at their FIFO cost. Serial
+    units stay ``reserved`` for their therapy.
+    """
+    active = [r for r in reservations if r.status is ReservationStatus.ACTIVE]
+    lock_items(session, [r.item_id for r in active])
+    for reservation in active:
+        balance = _balance_for(
+            session, reservation.item_id, reservation.lot_id, reservation.location_id
+        )
+        balance.reserved -= reservation.quantity
+        reservation.status = ReservationStatus.PICKED
+    legs = [
+        Leg(
+            r.item,
+            r.quantity,
+            r.location,
+            destination,
+            lot=r.lot,
+            serial_unit=r.serial_unit,
+            held=True,
+        )
+        for r in active
+    ]
+    return post_movements(session, document, MovementType.PICK, legs)
+
+
+def put_back(
+    session: Session,
+    document: StockDocument,
+    reservations: Sequence[Reservation],
+    source: Location,
+    reason: str,
+) -> list[Movement]:
+    """Undo :func:`pick`: picked units go from ``source`` back to where each reservation
+    took them from, and the reservations end (serial units become available again)."""
+    picked = [r for r in reservations if r.status is ReservationStatus.PICKED]
+    legs = [
+        Leg(r.item, r.quantity, source, r.location, lot=r.lot, serial_unit=r.serial_unit, held=True)
+        for r in picked
+    ]
+    movements = post_movements(session, document, MovementType.TRANSFER, legs)
+    release(session, picked, reason)
+    return movements

@@ -40,6 +40,7 @@ class ReservationArgs(PageArgs):
     item_id = QueryInt()
     lot = Text(max_length=20)
     status = fields.Enum(ReservationStatus, by_value=True)
+    kit_id = QueryInt()
 
 
 class ReservationOut(Schema):
@@ -53,6 +54,8 @@ class ReservationOut(Schema):
     location_id = fields.Integer()
     quantity = fields.Integer()
     status = fields.Enum(ReservationStatus, by_value=True)
+    kit_id = fields.Integer(allow_none=True)
+    packed_quantity = fields.Integer(metadata={"description": "Units scanned into its kit"})
     created_at = fields.DateTime()
     released_at = fields.DateTime(allow_none=True)
     release_reason = fields.String(allow_none=True)

@@ -67,7 +67,7 @@ def horizon_end(today: date, horizon_days: int) -> date:
     return today + timedelta(days=horizon_days - 1)
 
 
-def _templates(session: Session, therapy_ids: Iterable[int]) -> dict[int, KitTemplate]:
+def templates_for(session: Session, therapy_ids: Iterable[int]) -> dict[int, KitTemplate]:
     """Each therapy's template, with lines and equipment, in two queries."""
     rows = session.execute(
         select(Therapy.id, KitTemplate)
@@ -121,7 +121,7 @@ def lock_therapies(session: Session, therapy_ids: Iterable[int]) -> dict[int, Ki
     Everything that reserves for, releases from, or changes the status of an infusion day
     takes these locks first, so planners, movers and cancellers of one day queue up.
     """
-    templates = _templates(session, therapy_ids)
+    templates = templates_for(session, therapy_ids)
     lock_items(session, template_item_ids(templates.values()))
     return templates
 
@@ -400,7 +400,7 @@ def release_equipment(session: Session, therapy_id: int, reason: str) -> int:
 def missing_for(session: Session, days: Sequence[InfusionDay]) -> dict[int, list[dict[str, int]]]:
     """Per open day, what its template still lacks (for showing short days)."""
     open_days = [day for day in days if day.status in OPEN_DAY]
-    templates = _templates(session, {day.therapy_id for day in open_days})
+    templates = templates_for(session, {day.therapy_id for day in open_days})
     needs = needs_for(session, open_days, templates)
     missing: dict[int, list[dict[str, int]]] = defaultdict(list)
     for need in needs:
@@ -422,7 +422,7 @@ def _horizon_demand(
     if site is not None:
         query = query.where(InfusionDay.site == site)
     days = session.scalars(query.order_by(InfusionDay.date, InfusionDay.id)).all()
-    needs = needs_for(session, days, _templates(session, {day.therapy_id for day in days}))
+    needs = needs_for(session, days, templates_for(session, {day.therapy_id for day in days}))
     demand: dict[int, list[tuple[date, int]]] = defaultdict(list)
     for need in needs:
         demand[need.item_id].append((need.day, need.quantity))
@@ -493,7 +493,7 @@ def list_reservations(session: Session, args: dict[str, Any]) -> dict[str, Any]:
     query = select(Reservation).options(
         selectinload(Reservation.lot), selectinload(Reservation.serial_unit)
     )
-    for name in ("infusion_day_id", "therapy_id", "item_id", "status"):
+    for name in ("infusion_day_id", "therapy_id", "item_id", "status", "kit_id"):
         if args.get(name) is not None:
             query = query.where(getattr(Reservation, name) == args[name])
     if args.get("lot") is not None:
@@ -511,6 +511,8 @@ def list_reservations(session: Session, args: dict[str, Any]) -> dict[str, Any]:
             "location_id": r.location_id,
             "quantity": r.quantity,
             "status": r.status,
+            "kit_id": r.kit_id,
+            "packed_quantity": r.packed_quantity,
             "created_at": r.created_at,
             "released_at": r.released_at,
             "release_reason": r.release_reason,

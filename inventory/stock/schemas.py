@@ -151,6 +151,7 @@ class MovementOut(Schema):
     actor = fields.Nested(ActorOut)
     reason = fields.String(allow_none=True)
     reference = fields.String(allow_none=True)
+    kit_id = fields.Integer(allow_none=True, metadata={"description": "The kit it packs or moves"})
 
 
 class DocumentOut(Schema):
@@ -203,6 +204,8 @@ class MovementArgs(PageArgs):
     location_id = QueryInt(metadata={"description": "moved into or out of this location"})
     document_id = QueryInt()
     site = Text(max_length=32)
+    kit_id = QueryInt(metadata={"description": "movements of this kit's documents"})
+    patient_id = QueryInt(metadata={"description": "movements of this patient's kits"})
 
     @validates_schema
     def ordered(self, data: dict[str, Any], **kwargs: Any) -> None:

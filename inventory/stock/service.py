@@ -17,6 +17,7 @@ from inventory.auth import Caller
 from inventory.catalog.models import Item, Location, LocationKind, Tracking
 from inventory.db import Base, utcnow
 from inventory.errors import Conflict, InvalidInput
+from inventory.kits.models import Kit
 from inventory.ledger.models import (
     AdjustmentReason,
     Balance,
@@ -457,10 +458,12 @@ def movement_row(movement: Movement) -> dict[str, Any]:
         "actor": {"id": movement.actor.id, "name": movement.actor.name},
         "reason": movement.reason,
         "reference": movement.reference,
+        "kit_id": movement.document.kit_id,
     }
 
 
 _MOVEMENT_LOADS = (
+    selectinload(Movement.document),
     selectinload(Movement.lot),
     selectinload(Movement.serial_unit),
     selectinload(Movement.from_location),
@@ -504,6 +507,13 @@ def list_movements(session: Session, args: dict[str, Any]) -> dict[str, Any]:
         query = query.where(Movement.document_id == args["document_id"])
     if args.get("site") is not None:
         query = query.where(Movement.site == args["site"])
+    if args.get("kit_id") is not None or args.get("patient_id") is not None:
+        query = query.join(StockDocument, Movement.document_id == StockDocument.id)
+        if args.get("kit_id") is not None:
+            query = query.where(StockDocument.kit_id == args["kit_id"])
+        if args.get("patient_id") is not None:
+            kits = select(Kit.id).where(Kit.patient_id == args["patient_id"])
+            query = query.where(StockDocument.kit_id.in_(kits))
     if args.get("location_id") is not None:
         location_id = args["location_id"]
         query = query.where(

@@ -158,9 +158,11 @@ def change_day(
     day = _lock_and_refresh(session, day)
     if day.status is InfusionDayStatus.CANCELLED:
         raise Conflict(f"Infusion day {day.id} is cancelled.")
-    if day.status in LOCKED_DAY:
+    if day.status in LOCKED_DAY or day.kit_id is not None:
         raise Conflict(
-            f"Infusion day {day.id} is {day.status.value}: cancel its kit before changing it."
+            f"Infusion day {day.id} is in kit {day.kit_id}: cancel the kit before changing it."
+            if day.kit_id is not None
+            else f"Infusion day {day.id} is {day.status.value}: cancel its kit first."
         )
     if "status" in changes:
         planning.release_days(session, [day.id], "day cancelled")
@@ -219,10 +221,10 @@ def discontinue(
     planning.lock_therapies(session, [therapy.id])
     for day in later:
         session.refresh(day)
-    packed = [day.id for day in later if day.status in LOCKED_DAY]
+    packed = [day.id for day in later if day.status in LOCKED_DAY or day.kit_id is not None]
     if packed:
         raise Conflict(
-            f"Infusion days {packed} after {end_date} already have packed or delivered kits; "
+            f"Infusion days {packed} after {end_date} are already in kits; "
             "cancel or return those kits first.",
             extra={"infusion_day_ids": packed},
         )

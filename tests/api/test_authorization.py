@@ -72,6 +72,26 @@ EXPECTED_ROLES.update(
         ("get", "/api/v1/reorder-suggestions"): PLAN_READ,
     }
 )
+# "receipts, transfers, adjustments, equipment transitions", "recalls, trace" and
+# "kits, pick lists, routes (write)" rows.
+KITS = {A, W}
+EXPECTED_ROLES.update(
+    {
+        ("get", "/api/v1/equipment"): STOCK_READ,
+        ("get", "/api/v1/equipment/{unit_id}"): STOCK_READ,
+        ("get", "/api/v1/equipment/{unit_id}/history"): STOCK_READ,
+        ("post", "/api/v1/equipment/{unit_id}/transitions"): STOCK_WRITE,
+        ("get", "/api/v1/trace"): {A, C, W, F},
+        ("post", "/api/v1/recalls"): {A, C, W},
+        ("get", "/api/v1/kits"): KITS,
+        ("post", "/api/v1/kits"): KITS,
+        ("get", "/api/v1/kits/{kit_id}"): KITS,
+        ("get", "/api/v1/kits/{kit_id}/pick-list"): KITS,
+        ("post", "/api/v1/kits/{kit_id}/scans"): KITS,
+        ("post", "/api/v1/kits/{kit_id}/pack"): KITS,
+        ("post", "/api/v1/kits/{kit_id}/cancel"): KITS,
+    }
+)
 
 
 def _operations(app: Flask) -> list[tuple[str, str, dict]]:

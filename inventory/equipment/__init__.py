@@ -1,0 +1,1 @@
+"""Serialized equipment: the pump and pole lifecycle, preventive maintenance and history."""

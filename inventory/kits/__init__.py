@@ -1,0 +1,1 @@
+"""Kits: one patient delivery, packed by scanning against the days' reservations."""
