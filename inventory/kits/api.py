@@ -16,9 +16,9 @@ from inventory.kits.schemas import (
     KitIn,
     KitOut,
     KitPage,
-    PickListOut,
     KitScanIn,
     KitScanOut,
+    PickListOut,
 )
 from inventory.web import ETAG_HEADER, honours_if_match, idempotent, session
 

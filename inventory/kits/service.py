@@ -191,9 +191,10 @@ def _gap_rows(session: Session, found: Sequence[Gap]) -> list[dict[str, Any]]:
     totals: dict[int, int] = defaultdict(int)
     for gap in found:
         totals[gap.item_id] += gap.quantity
-    skus = dict(
-        session.execute(select(Item.id, Item.sku).where(Item.id.in_(list(totals)))).tuples().all()
-    )
+    skus: dict[int, str] = {
+        row.id: row.sku
+        for row in session.execute(select(Item.id, Item.sku).where(Item.id.in_(list(totals))))
+    }
     return [
         {"item_id": item_id, "sku": skus.get(item_id), "quantity": quantity}
         for item_id, quantity in sorted(totals.items())
@@ -331,11 +332,10 @@ def _equipment_to_carry(
         if len(units) < wanted:
             short[item_id] = wanted - len(units)
     if short:
-        skus = dict(
-            session.execute(select(Item.id, Item.sku).where(Item.id.in_(list(short))))
-            .tuples()
-            .all()
-        )
+        skus = {
+            row.id: row.sku
+            for row in session.execute(select(Item.id, Item.sku).where(Item.id.in_(list(short))))
+        }
         listing = ", ".join(
             f"{count} x {skus[item_id]}" for item_id, count in sorted(short.items())
         )
