@@ -169,8 +169,17 @@ def idempotent(
 
 
 def check_if_match(current_etag: str) -> None:
-    """Honour ``If-Match`` on PATCH: a stale ETag is 412, so no edit is lost."""
-    if_match = request.headers.get("If-Match")
+    """Honour the request's ``If-Match``: a stale ETag is 412, so no edit is lost."""
+    check_etag(request.headers.get("If-Match"), current_etag)
+
+
+def if_match_header() -> str | None:
+    """The request's ``If-Match``, for services that check it once they hold their locks."""
+    return request.headers.get("If-Match")
+
+
+def check_etag(if_match: str | None, current_etag: str) -> None:
+    """412 unless ``if_match`` (an ``If-Match`` value) is absent, ``*`` or names the ETag."""
     if if_match is None:
         return
     candidates = {tag.strip() for tag in if_match.split(",")} - {""}

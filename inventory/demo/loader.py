@@ -16,9 +16,12 @@ from inventory.catalog import service as catalog
 from inventory.catalog.models import Category, Item, Location, LocationKind, Tracking
 from inventory.db import utcnow
 from inventory.demo.catalog import DEMO_ITEMS, DEMO_LOTS, DEMO_SERIALS, DEMO_UNTRACKED_RECEIPTS
+from inventory.kits import service as kits
+from inventory.kits.models import Kit
 from inventory.planning import service as planning
 from inventory.stock import service as stock
 from inventory.therapies import service as therapies
+from inventory.therapies.models import InfusionDay, InfusionDayStatus
 from inventory.users import service as users
 from inventory.users.models import Role, User
 
@@ -166,7 +169,42 @@ def load(session: Session) -> tuple[bool, list[DemoLogin]]:
     stock.receive(session, caller, {"reference": "PO-DEMO-EQUIP", "lines": equipment_lines})
     _load_patients_and_therapies(session, items, today)
     planning.run(session, planning.DEFAULT_HORIZON_DAYS, SITE)
+    _load_kits(session, caller, today)
     return True, _issue_tokens(session)
+
+
+DEMO_KITS = 3  # built for the first patients with a reserved day tomorrow; the first packed
+
+
+def _load_kits(session: Session, caller: Caller, today: date) -> None:
+    """A few kits for tomorrow's deliveries: one packed (scanned line by line, as a packer
+    would), the others open, so the pick list and the packing screens have work on them."""
+    tomorrow = today + timedelta(days=1)
+    days = session.scalars(
+        select(InfusionDay)
+        .where(
+            InfusionDay.site == SITE,
+            InfusionDay.date == tomorrow,
+            InfusionDay.status == InfusionDayStatus.RESERVED,
+        )
+        .order_by(InfusionDay.patient_id, InfusionDay.id)
+    ).all()
+    built: list[Kit] = []
+    for day in days:
+        if len(built) == DEMO_KITS or any(k.patient_id == day.patient_id for k in built):
+            continue
+        built.append(kits.build(session, caller, day.patient_id, [day.id], today))
+    if not built:
+        return
+    first = built[0]
+    for line in kits.view(session, first)["lines"]:
+        payload: dict[str, object] = {"item_id": line["item_id"], "quantity": line["quantity"]}
+        if line["lot"] is not None:
+            payload["lot"] = line["lot"]
+        if line["serial"] is not None:
+            payload["serial"] = line["serial"]
+        kits.scan(session, first, payload, today)
+    kits.pack(session, caller, first, today)
 
 
 # Three therapies, as a home infusion pharmacy runs them. (name, code, schedule, supplies per

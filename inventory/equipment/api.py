@@ -16,7 +16,7 @@ from inventory.equipment.schemas import (
     EquipmentPage,
     TransitionIn,
 )
-from inventory.web import ETAG_HEADER, honours_if_match, idempotent, session
+from inventory.web import ETAG_HEADER, honours_if_match, idempotent, if_match_header, session
 
 blp = Blueprint("equipment", __name__, url_prefix="/api/v1", description="Serialized equipment")
 
@@ -55,7 +55,9 @@ class Transitions(MethodView):
         any → retired (a unit in stock leaves it for disposal). `pm_due` may be set with any
         legal move; a unit past its `pm_due` cannot be reserved or packed."""
         unit = service.get_unit(session(), unit_id)
-        unit = service.transition(session(), current_caller(), unit, fields)
+        unit = service.transition(
+            session(), current_caller(), unit, fields, if_match=if_match_header()
+        )
         return service.unit_view(unit), 200, {"ETag": service.etag(unit)}
 
 

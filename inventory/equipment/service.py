@@ -27,7 +27,7 @@ from inventory.ledger.models import (
 )
 from inventory.ledger.service import Leg, lock_items, post_movements, release
 from inventory.schemas import paginate
-from inventory.web import check_if_match, etag_of
+from inventory.web import check_etag, etag_of
 
 
 def etag(unit: SerialUnit) -> str:
@@ -106,7 +106,11 @@ def record_event(
 
 
 def transition(
-    session: Session, caller: Caller, unit: SerialUnit, payload: dict[str, Any]
+    session: Session,
+    caller: Caller,
+    unit: SerialUnit,
+    payload: dict[str, Any],
+    if_match: str | None = None,
 ) -> SerialUnit:
     """A legal lifecycle move, optionally setting the next preventive maintenance date."""
     lock_items(session, [unit.item_id])
@@ -116,7 +120,7 @@ def transition(
         .with_for_update()
         .execution_options(populate_existing=True)
     ).one()
-    check_if_match(etag(unit))
+    check_etag(if_match, etag(unit))
     target: EquipmentStatus = payload["to"]
     current = unit.status
     if not legal_move(current, target):

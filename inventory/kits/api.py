@@ -20,7 +20,7 @@ from inventory.kits.schemas import (
     KitScanOut,
     PickListOut,
 )
-from inventory.web import ETAG_HEADER, honours_if_match, idempotent, session
+from inventory.web import ETAG_HEADER, honours_if_match, idempotent, if_match_header, session
 
 blp = Blueprint("kits", __name__, url_prefix="/api/v1", description="Kit packing by barcode")
 
@@ -107,7 +107,7 @@ class Scans(MethodView):
         expires_before_last_day, too_many, insufficient_lot_stock, pm_overdue,
         unit_not_available. A good lot other than the reserved one takes the reservation over."""
         kit = service.get_kit(session(), kit_id)
-        result = service.scan(session(), kit, fields)
+        result = service.scan(session(), kit, fields, if_match=if_match_header())
         body, _, headers = _kit_response(kit_id)
         return {"scan": result, "kit": body}, 200, headers
 
@@ -124,7 +124,7 @@ class Pack(MethodView):
         """Close a fully scanned kit: storage to staging in the ledger. 409 lists what is
         missing (`missing[]`) otherwise."""
         kit = service.get_kit(session(), kit_id)
-        service.pack(session(), current_caller(), kit)
+        service.pack(session(), current_caller(), kit, if_match=if_match_header())
         return _kit_response(kit_id)
 
 
@@ -141,5 +141,7 @@ class Cancel(MethodView):
         """Cancel an open or packed kit: reservations released, packed units back on their
         shelves through the ledger, its days free to be planned again."""
         kit = service.get_kit(session(), kit_id)
-        service.cancel(session(), current_caller(), kit, fields.get("reason"))
+        service.cancel(
+            session(), current_caller(), kit, fields.get("reason"), if_match=if_match_header()
+        )
         return _kit_response(kit_id)

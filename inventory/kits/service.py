@@ -39,7 +39,7 @@ from inventory.planning import service as planning
 from inventory.planning.rules import Need, allocate
 from inventory.schemas import paginate
 from inventory.therapies.models import InfusionDay, InfusionDayStatus
-from inventory.web import check_if_match, etag_of
+from inventory.web import check_etag, etag_of
 
 HELD = (ReservationStatus.ACTIVE, ReservationStatus.PICKED)
 # Kits whose equipment is on its way to, or at, the patient.
@@ -104,20 +104,21 @@ def _kit_item_ids(session: Session, kit: Kit, days: Sequence[InfusionDay]) -> li
     return sorted(ids)
 
 
-def lock_kit(session: Session, kit: Kit) -> Kit:
-    """Take the kit's item locks, then its row lock; return it re-read under the locks."""
+def lock_kit(session: Session, kit: Kit, if_match: str | None = None) -> Kit:
+    """Take the kit's item locks, then its row lock; return it re-read under the locks,
+    refusing (412) if ``if_match`` names another version."""
     lock_items(session, _kit_item_ids(session, kit, kit_days(session, kit.id)))
-    return _lock_row(session, kit.id)
+    return _lock_row(session, kit.id, if_match)
 
 
-def _lock_row(session: Session, kit_id: int) -> Kit:
+def _lock_row(session: Session, kit_id: int, if_match: str | None) -> Kit:
     kit = session.scalars(
         select(Kit)
         .where(Kit.id == kit_id)
         .with_for_update()
         .execution_options(populate_existing=True)
     ).one()
-    check_if_match(etag(kit))
+    check_etag(if_match, etag(kit))
     return kit
 
 
@@ -548,13 +549,17 @@ def _refused(refusal: ScanRefused) -> Conflict:
 
 
 def scan(
-    session: Session, kit: Kit, payload: dict[str, Any], today: date | None = None
+    session: Session,
+    kit: Kit,
+    payload: dict[str, Any],
+    today: date | None = None,
+    if_match: str | None = None,
 ) -> dict[str, Any]:
     """Count scanned units toward the kit; swap or fill from a good lot; refuse the rest."""
     today = today or utcnow().date()
     scanned = read_scan(session, payload)
     lock_items(session, [scanned.item.id])
-    kit = _lock_row(session, kit.id)
+    kit = _lock_row(session, kit.id, if_match)
     if kit.status is not KitStatus.OPEN:
         raise Conflict(f"Kit {kit.number} is {kit.status.value}; only an open kit is scanned.")
     reservations = [r for r in kit_reservations(session, kit.id) if r.item_id == scanned.item.id]
@@ -889,10 +894,16 @@ def _document(
     return document
 
 
-def pack(session: Session, caller: Caller, kit: Kit, today: date | None = None) -> Kit:
+def pack(
+    session: Session,
+    caller: Caller,
+    kit: Kit,
+    today: date | None = None,
+    if_match: str | None = None,
+) -> Kit:
     """Close a fully scanned kit: its units move from storage to staging in the ledger."""
     today = today or utcnow().date()
-    kit = lock_kit(session, kit)
+    kit = lock_kit(session, kit, if_match)
     if kit.status is not KitStatus.OPEN:
         raise Conflict(f"Kit {kit.number} is {kit.status.value}; only an open kit is packed.")
     reservations = kit_reservations(session, kit.id)
@@ -982,10 +993,12 @@ def _line_key(line: dict[str, Any]) -> dict[str, Any]:
     return {key: line[key] for key in ("item_id", "sku", "lot", "serial", "location_id")}
 
 
-def cancel(session: Session, caller: Caller, kit: Kit, reason: str | None) -> Kit:
+def cancel(
+    session: Session, caller: Caller, kit: Kit, reason: str | None, if_match: str | None = None
+) -> Kit:
     """Give everything back: reservations released, packed units back to their shelves, days
     free to be planned again."""
-    kit = lock_kit(session, kit)
+    kit = lock_kit(session, kit, if_match)
     if kit.status not in (KitStatus.OPEN, KitStatus.PACKED):
         raise Conflict(
             f"Kit {kit.number} is {kit.status.value}; only an open or packed kit can be cancelled."
