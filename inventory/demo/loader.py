@@ -16,6 +16,7 @@ from inventory.catalog import service as catalog
 from inventory.catalog.models import Category, Item, Location, LocationKind, Tracking
 from inventory.db import utcnow
 from inventory.demo.catalog import DEMO_ITEMS, DEMO_LOTS, DEMO_SERIALS, DEMO_UNTRACKED_RECEIPTS
+from inventory.kits import scanning
 from inventory.kits import service as kits
 from inventory.kits.models import Kit
 from inventory.planning import service as planning
@@ -203,7 +204,7 @@ def _load_kits(session: Session, caller: Caller, today: date) -> None:
             payload["lot"] = line["lot"]
         if line["serial"] is not None:
             payload["serial"] = line["serial"]
-        kits.scan(session, first, payload, today)
+        scanning.scan(session, first, payload, today)
     kits.pack(session, caller, first, today)
 
 

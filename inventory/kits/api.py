@@ -9,7 +9,7 @@ from flask.views import MethodView
 
 from inventory.auth import KIT_WORKERS, current_caller, requires
 from inventory.blueprint import ID, Blueprint
-from inventory.kits import labels, service
+from inventory.kits import labels, scanning, service
 from inventory.kits.schemas import (
     CancelIn,
     KitArgs,
@@ -107,7 +107,7 @@ class Scans(MethodView):
         expires_before_last_day, too_many, insufficient_lot_stock, pm_overdue,
         unit_not_available. A good lot other than the reserved one takes the reservation over."""
         kit = service.get_kit(session(), kit_id)
-        result = service.scan(session(), kit, fields, if_match=if_match_header())
+        result = scanning.scan(session(), kit, fields, if_match=if_match_header())
         body, _, headers = _kit_response(kit_id)
         return {"scan": result, "kit": body}, 200, headers
 
