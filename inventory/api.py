@@ -56,6 +56,7 @@ def init_api(app: Flask) -> InventoryApi:
     from inventory import service_api
     from inventory.care.api import blp as care_blp
     from inventory.catalog.api import blp as catalog_blp
+    from inventory.deliveries.api import blp as deliveries_blp
     from inventory.equipment.api import blp as equipment_blp
     from inventory.kits.api import blp as kits_blp
     from inventory.planning.api import blp as planning_blp
@@ -91,6 +92,7 @@ def init_api(app: Flask) -> InventoryApi:
         equipment_blp,
         kits_blp,
         trace_blp,
+        deliveries_blp,
     ):
         api.register_blueprint(blueprint)
     app.extensions["inventory.api"] = api

@@ -45,6 +45,16 @@ class DomainError(Exception):
         return body
 
 
+class BadRequest(DomainError):
+    """A request missing something the protocol requires (a required header): 400."""
+
+
+class PayloadTooLarge(DomainError):
+    status = 413
+    slug = "payload-too-large"
+    title = "Payload too large"
+
+
 class NotFound(DomainError):
     status = 404
     slug = "not-found"

@@ -10,6 +10,15 @@ from inventory.care.models import (
 )
 from inventory.catalog.models import Item, Location
 from inventory.db import Base
+from inventory.deliveries.models import (
+    Delivery,
+    DeliveryReversal,
+    KitReturn,
+    KitReturnLine,
+    Route,
+    RouteStop,
+    Signature,
+)
 from inventory.equipment.models import EquipmentEvent
 from inventory.idempotency import IdempotencyRecord
 from inventory.kits.models import Kit
@@ -30,11 +39,15 @@ __all__ = [
     "Balance",
     "Base",
     "CostLayer",
+    "Delivery",
+    "DeliveryReversal",
     "EquipmentEvent",
     "IdempotencyRecord",
     "InfusionDay",
     "Item",
     "Kit",
+    "KitReturn",
+    "KitReturnLine",
     "KitTemplate",
     "Location",
     "Lot",
@@ -43,7 +56,10 @@ __all__ = [
     "Payer",
     "PayerRate",
     "Reservation",
+    "Route",
+    "RouteStop",
     "SerialUnit",
+    "Signature",
     "StockDocument",
     "TemplateEquipment",
     "TemplateLine",

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from inventory import idempotency
 from inventory.auth import current_caller
 from inventory.db import Database
-from inventory.errors import InvalidInput, PreconditionFailed
+from inventory.errors import BadRequest, InvalidInput, PreconditionFailed
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -118,7 +118,11 @@ def idempotent(
             raw_key = request.headers.get("Idempotency-Key")
             if raw_key is None:
                 if required:
-                    raise InvalidInput.field("Idempotency-Key", "this operation requires one")
+                    raise BadRequest(
+                        "Idempotency-Key: this operation requires one, so a retry after a lost "
+                        "response cannot apply it twice.",
+                        errors={"Idempotency-Key": ["required for this operation"]},
+                    )
                 return _commit_if_ok(current_app.make_response(inner(*args, **kwargs)))
             key = idempotency.validate_key(raw_key)
             caller = current_caller()

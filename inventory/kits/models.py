@@ -52,6 +52,8 @@ class Kit(Base):
     equipment: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
     # Where its packed units wait for dispatch.
     staging_location_id: Mapped[int | None] = mapped_column(ForeignKey("locations.id"))
+    # The vehicle its units ride in, from dispatch until delivered or brought back.
+    vehicle_location_id: Mapped[int | None] = mapped_column(ForeignKey("locations.id"))
     # Why packing must wait (a recalled lot to pull out and replace), shown to the packer.
     hold_reason: Mapped[str | None] = mapped_column(Text)
     created_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
@@ -64,7 +66,8 @@ class Kit(Base):
     version: Mapped[int] = mapped_column(Integer, default=1)
 
     patient: Mapped[Patient] = relationship()
-    staging_location: Mapped[Location | None] = relationship()
+    staging_location: Mapped[Location | None] = relationship(foreign_keys=[staging_location_id])
+    vehicle_location: Mapped[Location | None] = relationship(foreign_keys=[vehicle_location_id])
 
     __mapper_args__ = {"version_id_col": version}
 

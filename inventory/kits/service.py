@@ -42,7 +42,7 @@ from inventory.web import check_etag, etag_of
 
 HELD = (ReservationStatus.ACTIVE, ReservationStatus.PICKED)
 # Kits whose equipment is on its way to, or at, the patient.
-LIVE = (KitStatus.OPEN, KitStatus.PACKED, KitStatus.DISPATCHED)
+LIVE = (KitStatus.OPEN, KitStatus.PACKED, KitStatus.DISPATCHED, KitStatus.FAILED)
 MAX_DAYS_PER_KIT = 14
 
 
@@ -634,16 +634,19 @@ def cancel(
     """Give everything back: reservations released, packed units back to their shelves, days
     free to be planned again."""
     kit = lock_kit(session, kit, if_match)
-    if kit.status not in (KitStatus.OPEN, KitStatus.PACKED):
+    if kit.status not in (KitStatus.OPEN, KitStatus.PACKED, KitStatus.FAILED):
         raise Conflict(
-            f"Kit {kit.number} is {kit.status.value}; only an open or packed kit can be cancelled."
+            f"Kit {kit.number} is {kit.status.value}; only an open, packed or undelivered (failed) "
+            "kit can be cancelled."
         )
     reservations = kit_reservations(session, kit.id)
     picked = [r for r in reservations if r.status is ReservationStatus.PICKED]
-    if picked:
-        assert kit.staging_location is not None
+    if picked:  # back from the staging bench, or from the van after a failed delivery
+        source = kit.vehicle_location or kit.staging_location
+        assert source is not None
         document = _document(session, caller, kit, "kit cancelled", reason)
-        put_back(session, document, picked, kit.staging_location, "kit cancelled")
+        put_back(session, document, picked, source, "kit cancelled")
+        kit.vehicle_location_id = None
     release(
         session, [r for r in reservations if r.status is ReservationStatus.ACTIVE], "kit cancelled"
     )

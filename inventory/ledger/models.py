@@ -37,6 +37,10 @@ class MovementType(enum.StrEnum):
     TRANSFER = "transfer"
     ADJUSTMENT = "adjustment"
     PICK = "pick"  # a packed kit's units, storage to staging
+    DISPATCH = "dispatch"  # staging (or another vehicle) to the driver's vehicle
+    DELIVERY = "delivery"  # vehicle to the patient
+    RETURN = "return"  # patient to quarantine, cleaning or disposal
+    REVERSAL = "reversal"  # a delivery confirmed by mistake: patient back to the vehicle
 
 
 class Party(enum.StrEnum):
@@ -110,6 +114,10 @@ class DocumentType(enum.StrEnum):
     KIT = "kit"  # packing a kit, or putting a cancelled kit's units back
     RECALL = "recall"
     EQUIPMENT = "equipment"  # retiring a unit
+    DISPATCH = "dispatch"
+    DELIVERY = "delivery"
+    RETURN = "return"
+    REVERSAL = "reversal"
 
 
 class StockDocument(Base):

@@ -111,6 +111,8 @@ class _Posting:
 
     def site_of(self, leg: Leg) -> str:
         sites = {end.site for end in (leg.source, leg.destination) if isinstance(end, Location)}
+        if not sites:  # between ledger endpoints (a patient's return to disposal)
+            return self.document.site
         if len(sites) != 1 or self.document.site not in sites:
             raise Conflict(
                 "Stock moves within one site: "

@@ -49,11 +49,23 @@ def _check_vehicle(session: Session, location_id: int | None, role: Role) -> Non
 
 
 def create_user(session: Session, fields: dict[str, Any]) -> User:
-    """Add a user with a role."""
+    """Add a user with a role. A driver with a site but no vehicle given gets a vehicle
+    location of their own, so what is dispatched to them always has a place in the ledger."""
     _check_vehicle(session, fields.get("vehicle_location_id"), fields["role"])
     user = User(**fields)
     session.add(user)
     session.flush()
+    if user.role is Role.DRIVER and user.vehicle_location_id is None and user.site is not None:
+        vehicle = Location(
+            code=f"{user.site}-VEH-{user.id}"[:32],
+            name=f"Vehicle of driver {user.id}",
+            kind=LocationKind.VEHICLE,
+            site=user.site,
+        )
+        session.add(vehicle)
+        session.flush()
+        user.vehicle_location_id = vehicle.id
+        session.flush()
     return user
 
 

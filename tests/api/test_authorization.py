@@ -92,6 +92,24 @@ EXPECTED_ROLES.update(
         ("post", "/api/v1/kits/{kit_id}/cancel"): KITS,
     }
 )
+# "kits, pick lists, routes (write)" and "own routes, delivery, returns" rows; a driver reads
+# only their own routes and kits (others answer 404, tested in test_deliveries).
+EXPECTED_ROLES.update(
+    {
+        ("get", "/api/v1/routes"): {A, W, D},
+        ("post", "/api/v1/routes"): KITS,
+        ("get", "/api/v1/routes/{route_id}"): {A, W, D},
+        ("post", "/api/v1/routes/{route_id}/dispatch"): KITS,
+        ("post", "/api/v1/kits/{kit_id}/delivery"): {A, D},
+        ("get", "/api/v1/kits/{kit_id}/delivery"): {A, W, D},
+        ("post", "/api/v1/kits/{kit_id}/delivery/reversal"): KITS,
+        ("get", "/api/v1/deliveries/{delivery_id}/signature"): KITS,
+        ("post", "/api/v1/kits/{kit_id}/returns"): {A, D},
+        ("get", "/api/v1/kits/{kit_id}/returns"): {A, W, D},
+        ("get", "/api/v1/drivers"): KITS,
+        ("patch", "/api/v1/drivers/{driver_id}"): KITS,
+    }
+)
 
 
 def _operations(app: Flask) -> list[tuple[str, str, dict]]:

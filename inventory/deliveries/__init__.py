@@ -1,0 +1,1 @@
+"""Routes, proof of delivery from a phone, failed stops, returns and reversals."""
