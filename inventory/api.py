@@ -28,6 +28,8 @@ Departures from the written contract, with reasons:
 * Ids named inside a request body that do not exist (an item or location on a receipt line)
   answer 422 with the field path, not 404: 404 is kept for the resource in the URL, so a client
   can tell "this receipt has a bad line" from "this URL is wrong".
+* A delivery confirmation or return without its required `Idempotency-Key` is 400 (the
+  header is missing, not invalid); a signature over 200 kB is 413.
 * `GET /movements` takes `from` and `to` as dates bounding `occurred_at`; each row's own
   `from`/`to` is an object naming a location or a ledger endpoint (supplier, patient,
   disposal, adjustment).
