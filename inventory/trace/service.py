@@ -11,7 +11,7 @@ from collections import defaultdict
 from datetime import date
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from inventory.auth import Caller
@@ -37,6 +37,7 @@ from inventory.planning import service as planning
 from inventory.therapies.models import InfusionDay, InfusionDayStatus
 
 RECALL_REASON = "recalled"
+RECALL_RELEASE = "lot recalled"
 
 
 def _item(session: Session, item_id: int) -> Item:
@@ -89,13 +90,18 @@ def trace(
         .order_by(Movement.occurred_at, Movement.id)
     ).all()
     kit_ids = {m.document.kit_id for m in movements if m.document.kit_id is not None}
+    # Kits holding it now, and kits that held it when it was recalled (their boxes may still
+    # hold units to pull out, though the ledger never moved them to the patient).
     kit_ids.update(
         kit_id
         for kit_id in session.scalars(
             select(Reservation.kit_id).where(
                 reservation_filter,
                 Reservation.kit_id.is_not(None),
-                Reservation.status.in_(kits.HELD),
+                or_(
+                    Reservation.status.in_(kits.HELD),
+                    Reservation.release_reason == RECALL_RELEASE,
+                ),
             )
         ).all()
         if kit_id is not None
@@ -277,7 +283,7 @@ def recall(
             packed_in_kit[r.kit_id] += (
                 r.quantity if r.status is ReservationStatus.PICKED else r.packed_quantity
             )
-    release(session, ending, "lot recalled")
+    release(session, ending, RECALL_RELEASE)
     _quarantine(session, caller, item, lot, note)
 
     day_ids = sorted({r.infusion_day_id for r in ending if r.kit_id is None and r.infusion_day_id})
