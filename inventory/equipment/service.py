@@ -29,6 +29,8 @@ from inventory.ledger.service import Leg, lock_items, post_movements, release
 from inventory.schemas import paginate
 from inventory.web import check_etag, etag_of
 
+IN_OUR_HANDS = (KitStatus.OPEN, KitStatus.PACKED, KitStatus.DISPATCHED, KitStatus.FAILED)
+
 
 def etag(unit: SerialUnit) -> str:
     return etag_of("equipment", unit.id, unit.version)
@@ -163,10 +165,11 @@ def _retire(session: Session, caller: Caller, unit: SerialUnit, note: str | None
         )
         .options(selectinload(Reservation.serial_unit))
     ).all()
-    in_kits = [r.kit_id for r in held if r.kit_id is not None]
-    if in_kits:
-        kit = session.get(Kit, in_kits[0])
-        if kit is not None and kit.status is not KitStatus.CANCELLED:
+    for kit_id in {r.kit_id for r in held if r.kit_id is not None}:
+        kit = session.get(Kit, kit_id)
+        # A unit in a kit still in the pharmacy's hands is swapped out first; one already at
+        # the patient's home (lost, say) may be retired where it is.
+        if kit is not None and kit.status in IN_OUR_HANDS:
             raise Conflict(
                 f"Serial {unit.serial} is in kit {kit.number}; scan another unit into that kit "
                 "(or cancel it) before retiring this one."

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session, selectinload
 
-from inventory.care.models import KitTemplate
+from inventory.care.models import KitTemplate, TemplateEquipment
 from inventory.catalog.models import Item, Location, LocationKind
 from inventory.db import utcnow
 from inventory.errors import Conflict
@@ -226,7 +226,10 @@ def plan_days(session: Session, days: Sequence[InfusionDay], today: date) -> Pla
     """Reserve what ``days`` still lack, FEFO, and mark each reserved or short."""
     if not days:
         return PlanResult()
-    templates = lock_therapies(session, {day.therapy_id for day in days})
+    # Course equipment is topped up for every therapy with an open day here, even one whose
+    # days are all reserved already (its pump was retired, say).
+    therapy_sites = {day.therapy_id: day.site for day in days}
+    templates = lock_therapies(session, set(therapy_sites))
     # Re-read under the locks: a concurrent planner, mover or canceller may have got there first.
     days = session.scalars(
         select(InfusionDay)
@@ -251,7 +254,6 @@ def plan_days(session: Session, days: Sequence[InfusionDay], today: date) -> Pla
     reserved_ids = sorted(set(by_id) - set(missing))
     _set_status(session, reserved_ids, InfusionDayStatus.RESERVED)
     _set_status(session, short_ids, InfusionDayStatus.SHORT)
-    therapy_sites = {day.therapy_id: day.site for day in days}
     for day in days:  # their status changed in bulk; reload on next use
         session.expire(day, ["status", "version"])
     result.reserved_lines = len(allocations)
@@ -357,8 +359,47 @@ def run(
         query = query.where(InfusionDay.site == site)
     days = session.scalars(query).all()
     result = plan_days(session, days, today)
+    _top_up_equipment(session, today, horizon_days, site, {day.therapy_id for day in days}, result)
     result.horizon_end = horizon_end(today, horizon_days)
     return result
+
+
+def _top_up_equipment(
+    session: Session,
+    today: date,
+    horizon_days: int,
+    site: str | None,
+    planned: set[int],
+    result: PlanResult,
+) -> None:
+    """Course equipment for therapies whose days were all reserved before this run but that
+    hold no unit any more (one was retired or swapped out): one query when there are none."""
+    holding = select(Reservation.therapy_id).where(
+        Reservation.serial_unit_id.is_not(None),
+        Reservation.status.in_([ReservationStatus.ACTIVE, ReservationStatus.PICKED]),
+    )
+    query = (
+        select(InfusionDay.therapy_id, InfusionDay.site)
+        .join(Therapy, InfusionDay.therapy_id == Therapy.id)
+        .join(TemplateEquipment, TemplateEquipment.template_id == Therapy.template_id)
+        .where(
+            InfusionDay.status == InfusionDayStatus.RESERVED,
+            InfusionDay.date >= today,
+            InfusionDay.date <= horizon_end(today, horizon_days),
+            InfusionDay.therapy_id.not_in(holding),
+        )
+        .distinct()
+    )
+    if site is not None:
+        query = query.where(InfusionDay.site == site)
+    therapy_sites = {
+        int(therapy_id): day_site
+        for therapy_id, day_site in session.execute(query).all()
+        if therapy_id not in planned
+    }
+    if therapy_sites:
+        templates = lock_therapies(session, set(therapy_sites))
+        _reserve_equipment(session, therapy_sites, templates, today, result)
 
 
 def reserve_day(session: Session, day: InfusionDay, today: date | None = None) -> PlanResult:

@@ -10,15 +10,15 @@ patient yet (deliveries and returns come later), so those states are set through
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time
 from typing import Any
 
 import pytest
-from sqlalchemy import select
 
 from inventory.catalog.models import Location
 from inventory.db import Database
 from inventory.equipment.models import EquipmentEvent
+from inventory.kits.models import Kit, KitStatus
 from inventory.ledger.models import (
     DocumentType,
     EquipmentStatus,
@@ -129,10 +129,15 @@ def add_event(
 
 
 def deliver(
-    database: Database, unit_id: int, patient_id: int, actor_id: int, on: datetime
+    database: Database,
+    unit_id: int,
+    patient_id: int,
+    actor_id: int,
+    on: datetime,
+    kit_id: int | None = None,
 ) -> None:
-    """What a confirmed delivery does to a unit: the ledger moves it to the patient, the
-    unit is at_patient with them and its log says so."""
+    """What a confirmed delivery does to a unit (and to its packed kit, if given): the ledger
+    moves it to the patient, the unit is at_patient with them and its log says so."""
     session = database.session()
     try:
         row = session.get(SerialUnit, unit_id)
@@ -144,6 +149,7 @@ def deliver(
             site=location.site,
             reference="simulated delivery",
             actor_id=actor_id,
+            kit_id=kit_id,
             occurred_at=on,
             recorded_at=on,
         )
@@ -152,8 +158,12 @@ def deliver(
             session,
             document,
             MovementType.DELIVERY,
-            [Leg(row.item, 1, location, Party.PATIENT, serial_unit=row)],
+            [Leg(row.item, 1, location, Party.PATIENT, serial_unit=row, held=kit_id is not None)],
         )
+        if kit_id is not None:
+            kit = session.get(Kit, kit_id)
+            assert kit is not None and kit.status is KitStatus.PACKED
+            kit.status = KitStatus.DELIVERED
         session.add(
             EquipmentEvent(
                 serial_unit_id=row.id,
@@ -163,6 +173,7 @@ def deliver(
                 occurred_at=on,
                 recorded_at=on,
                 actor_id=actor_id,
+                kit_id=kit_id,
                 reason="delivered",
             )
         )
@@ -218,9 +229,7 @@ def test_the_list_filters_by_status_item_and_site(pharmacy, catalog):
     assert serials(item_id=p.pump["id"]) == sorted([*p.serials, "PUMP-SITE2"])
     assert serials(item_id=pole["id"]) == ["POLE-1"]
     assert serials(status="dirty") == [p.serials[0]]
-    assert serials(status="available", item_id=p.pump["id"]) == sorted(
-        [p.serials[1], "PUMP-SITE2"]
-    )
+    assert serials(status="available", item_id=p.pump["id"]) == sorted([p.serials[1], "PUMP-SITE2"])
     assert serials(site="SITE2") == ["PUMP-SITE2"]
     assert serials(site="SITE1", item_id=p.pump["id"]) == sorted(p.serials)
     assert serials(status="retired") == []
@@ -549,6 +558,37 @@ def test_retiring_a_unit_at_a_patients_home_ends_the_stay_without_a_movement(pha
     ]
 
 
+def test_a_unit_at_home_from_a_delivered_kit_may_be_retired(pharmacy):
+    p = pharmacy
+    _, days = p.therapy(1, 2)
+    p.plan()
+    kit = p.build(days)
+    p.pack(p.scan_all(kit))
+    serial = pump_serial(kit)
+    unit_id = unit(p, serial)["id"]
+    deliver(p.database, unit_id, p.patient_id, user_id(p.warehouse), at(today(), 0), kit["id"])
+    assert (unit(p, serial)["status"], unit(p, serial)["patient_id"]) == (
+        "at_patient",
+        p.patient_id,
+    )
+    movements = all_pages(p.warehouse, "/movements", item_id=p.pump["id"])
+
+    retired = moved(p.warehouse, unit_id, "retired", note="lost by the patient")
+
+    assert (retired["status"], retired["patient_id"], retired["location_id"]) == (
+        "retired",
+        None,
+        None,
+    )
+    assert all_pages(p.warehouse, "/movements", item_id=p.pump["id"]) == movements
+    assert all_pages(p.warehouse, "/reservations", item_id=p.pump["id"], status="picked") == []
+    history = ok(p.warehouse.get(f"/equipment/{unit_id}/history"))
+    assert history["patients"] == [
+        {"patient_id": p.patient_id, "from": today().isoformat(), "to": today().isoformat()}
+    ]
+    assert [(k["kit_id"], k["status"]) for k in history["kits"]] == [(kit["id"], "delivered")]
+
+
 # --- preventive maintenance --------------------------------------------------------------------
 
 
@@ -648,14 +688,14 @@ def test_the_history_gives_each_patient_the_unit_stayed_with_and_when(pharmacy):
     other = make_patient(p.database, make_payer(p.database))
     first_in, first_out, second_in, second_out = (in_days(n) for n in (-60, -41, -30, -2))
     # Logged out of order: the history sorts by when things happened.
-    add_event(p.database, unit_id, "at_patient", "dirty", actor, at(second_out), other, "returned")
-    add_event(
-        p.database, unit_id, "reserved", "at_patient", actor, at(first_in), p.patient_id, "delivered"
-    )
-    add_event(p.database, unit_id, "reserved", "at_patient", actor, at(second_in), other, "delivered")
-    add_event(
-        p.database, unit_id, "at_patient", "dirty", actor, at(first_out), p.patient_id, "returned"
-    )
+    logged = [
+        ("at_patient", "dirty", second_out, other, "returned"),
+        ("reserved", "at_patient", first_in, p.patient_id, "delivered"),
+        ("reserved", "at_patient", second_in, other, "delivered"),
+        ("at_patient", "dirty", first_out, p.patient_id, "returned"),
+    ]
+    for source, target, on, patient_id, reason in logged:
+        add_event(p.database, unit_id, source, target, actor, at(on), patient_id, reason)
     put_in(p.database, unit_id, "dirty")
     moved(p.warehouse, unit_id, "cleaning")
 

@@ -124,16 +124,10 @@ def test_a_life_that_never_reaches_a_patient_has_no_stays():
     changes = [
         change(date(2026, 1, 2), S.AVAILABLE, S.RESERVED),
         change(date(2026, 1, 3), S.RESERVED, S.AVAILABLE),
-        change(date(2026, 1, 4), S.AVAILABLE, S.RETIRED),
-    ]
-    assert patient_periods(changes) == []
-    assert patient_periods([]) == []
-
-
-def test_the_cleaning_cycle_alone_gives_no_stay():
-    changes = [
         change(date(2026, 1, 4), S.DIRTY, S.CLEANING),
         change(date(2026, 1, 5), S.CLEANING, S.REPAIR),
         change(date(2026, 1, 9), S.REPAIR, S.AVAILABLE),
+        change(date(2026, 1, 10), S.AVAILABLE, S.RETIRED),
     ]
     assert patient_periods(changes) == []
+    assert patient_periods([]) == []

@@ -32,23 +32,19 @@ def totals(plan: ScanPlan) -> tuple[int, int, int]:
 
 
 def test_units_of_the_reserved_lot_are_counted_on_the_earliest_day_first():
-    # Given out of order, and one day already partly scanned.
-    slots = [slot(3, LOT_A, WED, 4), slot(1, LOT_A, MON, 4, packed=3), slot(2, LOT_A, TUE, 4)]
+    # Given out of order; Monday partly scanned, Tuesday's older reservation first.
+    slots = [
+        slot(3, LOT_A, WED, 4),
+        slot(1, LOT_A, MON, 4, packed=3),
+        slot(7, LOT_A, TUE, 1),
+        slot(2, LOT_A, TUE, 4),
+        slot(9, LOT_A, MON, 2, packed=2),
+    ]
 
-    plan = plan_scan(slots, LOT_A, 6, unreserved=0)
+    plan = plan_scan(slots, LOT_A, 7, unreserved=0)
 
-    assert plan.count == [(1, 1), (2, 4), (3, 1)]
+    assert plan.count == [(1, 1), (2, 4), (7, 1), (3, 1)]
     assert (plan.swap, plan.fill, plan.moved) == ([], 0, 0)
-
-
-def test_on_the_same_day_the_older_reservation_is_counted_first():
-    slots = [slot(8, LOT_A, MON, 2), slot(5, LOT_A, MON, 2)]
-    assert plan_scan(slots, LOT_A, 3, unreserved=0).count == [(5, 2), (8, 1)]
-
-
-def test_a_fully_scanned_reservation_takes_no_more():
-    slots = [slot(1, LOT_A, MON, 4, packed=4), slot(2, LOT_A, TUE, 4)]
-    assert plan_scan(slots, LOT_A, 2, unreserved=0).count == [(2, 2)]
 
 
 def test_another_lot_swaps_unscanned_units_from_the_latest_day_first():
@@ -92,14 +88,9 @@ def test_units_beyond_the_reservations_fill_unreserved_demand():
 
     assert plan.count == [(1, 2)]
     assert plan.swap == [(2, 2)]
-    assert plan.fill == 3
-    assert plan.moved == 5
-
-
-def test_with_no_reservation_left_a_scan_only_fills():
-    # After a recall released the kit's lot, only the unreserved demand remains.
-    plan = plan_scan([], LOT_B, 8, unreserved=8)
-    assert totals(plan) == (0, 0, 8)
+    assert (plan.fill, plan.moved) == (3, 5)
+    # After a recall released the kit's lot, only the unreserved demand is left to fill.
+    assert totals(plan_scan([], LOT_B, 8, unreserved=8)) == (0, 0, 8)
 
 
 def test_more_than_the_kit_needs_is_refused_as_too_many_saying_how_many_it_needs():
@@ -111,16 +102,12 @@ def test_more_than_the_kit_needs_is_refused_as_too_many_saying_how_many_it_needs
     assert refused.value.code == "too_many"
     assert refused.value.message == "The kit needs 6 more of this item; 9 were scanned."
     assert str(refused.value) == refused.value.message
-
-
-def test_a_scan_into_a_complete_line_is_refused_as_needing_no_more():
-    slots = [slot(1, LOT_A, MON, 4, packed=4)]
-
-    with pytest.raises(ScanRefused) as refused:
-        plan_scan(slots, LOT_A, 1, unreserved=0)
-
-    assert refused.value.code == "too_many"
-    assert refused.value.message == "The kit needs no more of this item."
+    with pytest.raises(ScanRefused) as complete:
+        plan_scan([slot(1, LOT_A, MON, 4, packed=4)], LOT_A, 1, unreserved=0)
+    assert (complete.value.code, complete.value.message) == (
+        "too_many",
+        "The kit needs no more of this item.",
+    )
 
 
 @pytest.mark.parametrize("quantity", [0, -3])
@@ -217,22 +204,15 @@ def test_a_lot_expiring_today_is_fine_for_a_kit_for_today():
 # --- split_units ---------------------------------------------------------------------------------
 
 
-def test_units_fill_each_place_in_order_up_to_its_room():
+def test_units_fill_each_place_in_order_up_to_its_room_skipping_full_ones():
     assert split_units([("a", 3), ("b", 4), ("c", 5)], 6) == [("a", 3), ("b", 3)]
-
-
-def test_places_without_room_are_skipped():
     assert split_units([("a", 0), ("b", 2), ("c", 0), ("d", 9)], 5) == [("b", 2), ("d", 3)]
-
-
-def test_exactly_the_room_there_is_fills_every_place():
     assert split_units([(1, 2), (2, 2)], 4) == [(1, 2), (2, 2)]
-
-
-def test_no_units_go_nowhere():
     assert split_units([("a", 3)], 0) == []
 
 
 def test_more_units_than_room_is_an_error():
     with pytest.raises(ValueError):
         split_units([("a", 3), ("b", 1)], 5)
+    with pytest.raises(ValueError):
+        split_units([], 1)
