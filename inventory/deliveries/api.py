@@ -74,7 +74,12 @@ class Routes(MethodView):
         """A driver's route for a date: packed kits (or kits whose delivery failed), in stop
         order."""
         route = service.create_route(
-            session(), current_caller(), fields["driver_id"], fields["date"], fields["kit_ids"]
+            session(),
+            current_caller(),
+            fields["driver_id"],
+            fields["date"],
+            fields["kit_ids"],
+            pickup_kit_ids=fields["pickup_kit_ids"],
         )
         return _route_response(route.id, 201)
 

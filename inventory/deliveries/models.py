@@ -35,6 +35,12 @@ class StopStatus(enum.StrEnum):
     PENDING = "pending"
     DELIVERED = "delivered"
     FAILED = "failed"
+    COLLECTED = "collected"  # a pick-up stop whose return was recorded
+
+
+class StopKind(enum.StrEnum):
+    DELIVERY = "delivery"  # hand over a packed kit
+    PICKUP = "pickup"  # collect equipment and unused goods of a delivered kit
 
 
 class Route(Base):
@@ -75,6 +81,7 @@ class RouteStop(Base):
     kit_id: Mapped[int] = mapped_column(ForeignKey("kits.id"), index=True)
     sequence: Mapped[int] = mapped_column(Integer)
     status: Mapped[StopStatus] = mapped_column(enum_column(StopStatus))
+    kind: Mapped[StopKind] = mapped_column(enum_column(StopKind), default=StopKind.DELIVERY)
 
     route: Mapped[Route] = relationship(back_populates="stops")
     kit: Mapped[Kit] = relationship()

@@ -13,7 +13,17 @@ from sqlalchemy.orm import Session
 from inventory.auth import Caller
 from inventory.catalog.models import Item, Location, LocationKind, Tracking
 from inventory.db import utcnow
-from inventory.deliveries.models import Condition, Disposition, KitReturn, KitReturnLine
+from inventory.deliveries.models import (
+    Condition,
+    Disposition,
+    KitReturn,
+    KitReturnLine,
+    Route,
+    RouteStatus,
+    RouteStop,
+    StopKind,
+    StopStatus,
+)
 from inventory.deliveries.rules import FUTURE_TOLERANCE, CostChunk, disposition, take_back, value
 from inventory.equipment.service import record_event
 from inventory.errors import Conflict, InvalidInput
@@ -36,7 +46,7 @@ from inventory.ledger.service import Leg, lock_items, post_movements, release
 Key = tuple[int, int | None, int | None]  # item, lot, serial unit
 
 
-def _at_patient(session: Session, kit: Kit) -> tuple[dict[Key, list[CostChunk]], dict[Key, int]]:
+def at_patient(session: Session, kit: Kit) -> tuple[dict[Key, list[CostChunk]], dict[Key, int]]:
     """Per item/lot/serial: the chunks the kit's documents handed to the patient (net of
     reversals, in order), and how many came back already."""
     rows = session.execute(
@@ -89,7 +99,7 @@ def record_return(session: Session, caller: Caller, kit: Kit, payload: dict[str,
         raise Conflict(
             f"Kit {kit.number} is {kit.status.value}; only a delivered kit takes returns."
         )
-    delivered, back = _at_patient(session, kit)
+    delivered, back = at_patient(session, kit)
     document = StockDocument(
         type=DocumentType.RETURN,
         site=kit.site,
@@ -170,8 +180,29 @@ def record_return(session: Session, caller: Caller, kit: Kit, payload: dict[str,
         _equipment_back(session, caller, kit, unit, occurred_at)
     kit.status = KitStatus.RETURNED
     kits.touch(kit)
+    _collected(session, kit)
     session.flush()
     return kit_return
+
+
+def _collected(session: Session, kit: Kit) -> None:
+    """A pending pick-up stop for the kit on a dispatched route is done."""
+    stops = session.scalars(
+        select(RouteStop)
+        .join(Route, RouteStop.route_id == Route.id)
+        .where(
+            RouteStop.kit_id == kit.id,
+            RouteStop.kind == StopKind.PICKUP,
+            RouteStop.status == StopStatus.PENDING,
+            Route.status == RouteStatus.DISPATCHED,
+        )
+    ).all()
+    for stop in stops:
+        stop.status = StopStatus.COLLECTED
+        route = stop.route
+        if all(other.status is not StopStatus.PENDING for other in route.stops):
+            route.status = RouteStatus.COMPLETED
+            route.completed_at = utcnow()
 
 
 def _cleaning(session: Session, site: str) -> Location:

@@ -10,6 +10,7 @@ from inventory.deliveries.models import (
     FailureReason,
     Outcome,
     RouteStatus,
+    StopKind,
     StopStatus,
 )
 from inventory.kits.models import KitStatus
@@ -35,9 +36,23 @@ class RouteIn(Schema):
     kit_ids = fields.List(
         Id(),
         required=True,
-        validate=validate.Length(min=1, max=200),
+        validate=validate.Length(max=200),
         metadata={"description": "Packed kits, in stop order"},
     )
+    pickup_kit_ids = fields.List(
+        Id(),
+        load_default=list,
+        validate=validate.Length(max=200),
+        metadata={
+            "description": "Delivered kits whose equipment and unused goods the driver collects "
+            "(stops after the deliveries); the driver records them with POST /kits/{id}/returns"
+        },
+    )
+
+    @validates_schema
+    def has_stops(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if not data.get("kit_ids") and not data.get("pickup_kit_ids"):
+            raise ValidationError("A route needs at least one stop.", "kit_ids")
 
 
 class RouteArgs(PageArgs):
@@ -80,12 +95,16 @@ class StopItemOut(Schema):
 
 class StopOut(Schema):
     sequence = fields.Integer()
+    kind = fields.Enum(StopKind, by_value=True)
     kit_id = fields.Integer()
     kit_number = fields.String()
     kit_status = fields.Enum(KitStatus, by_value=True)
     status = fields.Enum(StopStatus, by_value=True)
-    address = fields.Nested(StopAddressOut, metadata={"description": "Where to deliver"})
-    items = fields.List(fields.Nested(StopItemOut), metadata={"description": "To hand over"})
+    address = fields.Nested(StopAddressOut, metadata={"description": "Where to go"})
+    items = fields.List(
+        fields.Nested(StopItemOut),
+        metadata={"description": "To hand over; for a pick-up, what is still at the patient"},
+    )
 
 
 class RouteOut(RouteSummaryOut):

@@ -15,16 +15,19 @@ from sqlalchemy.orm import Session, selectinload
 
 from inventory.auth import Caller
 from inventory.care.models import Patient
-from inventory.catalog.models import Location, LocationKind
+from inventory.catalog.models import Item, Location, LocationKind
 from inventory.db import utcnow
-from inventory.deliveries.models import Route, RouteStatus, RouteStop, StopStatus
+from inventory.deliveries.models import Route, RouteStatus, RouteStop, StopKind, StopStatus
+from inventory.deliveries.returns import at_patient
 from inventory.errors import Conflict, InvalidInput, NotFound
 from inventory.kits import service as kits
 from inventory.kits.models import Kit, KitStatus
 from inventory.ledger.models import (
     DocumentType,
+    Lot,
     MovementType,
     ReservationStatus,
+    SerialUnit,
     StockDocument,
 )
 from inventory.ledger.service import Leg, lock_items, post_movements
@@ -33,6 +36,7 @@ from inventory.users.models import Role, User
 from inventory.web import check_etag, etag_of
 
 ROUTABLE = (KitStatus.PACKED, KitStatus.FAILED)
+COLLECTABLE = (KitStatus.DELIVERED, KitStatus.RETURNED)
 OPEN_ROUTE = (RouteStatus.PLANNED, RouteStatus.DISPATCHED)
 
 
@@ -53,10 +57,10 @@ def get_route(session: Session, caller: Caller, route_id: int) -> Route:
 
 
 def current_stop(session: Session, kit_id: int) -> RouteStop | None:
-    """The kit's stop on its latest route."""
+    """The kit's delivery stop on its latest route."""
     return session.scalars(
         select(RouteStop)
-        .where(RouteStop.kit_id == kit_id)
+        .where(RouteStop.kit_id == kit_id, RouteStop.kind == StopKind.DELIVERY)
         .order_by(RouteStop.id.desc())
         .limit(1)
         .options(selectinload(RouteStop.route))
@@ -97,35 +101,44 @@ def create_route(
     on: date,
     kit_ids: Sequence[int],
     today: date | None = None,
+    pickup_kit_ids: Sequence[int] = (),
 ) -> Route:
-    """A route for a driver and a date: packed (or earlier failed) kits, in stop order."""
+    """A route for a driver and a date: packed (or earlier failed) kits, in stop order, then
+    pick-up stops at patients whose delivered kits have equipment or goods to collect."""
     today = today or utcnow().date()
     driver = _driver(session, driver_id)
     if on < today:
         raise InvalidInput.field("date", "a route cannot be planned in the past")
-    if len(set(kit_ids)) != len(kit_ids):
+    if len(set(kit_ids) | set(pickup_kit_ids)) != len(kit_ids) + len(pickup_kit_ids):
         raise InvalidInput.field("kit_ids", "lists a kit twice")
+    every_kit = [*kit_ids, *pickup_kit_ids]
     found = {
         kit.id: kit
         for kit in session.scalars(
             select(Kit)
-            .where(Kit.id.in_(kit_ids))
+            .where(Kit.id.in_(every_kit))
             .order_by(Kit.id)
             .with_for_update()
             .execution_options(populate_existing=True)
         ).all()
     }
-    unknown = [kit_id for kit_id in kit_ids if kit_id not in found]
-    if unknown:
-        raise InvalidInput.field("kit_ids", f"no kits {unknown}")
+    for field, ids in (("kit_ids", kit_ids), ("pickup_kit_ids", pickup_kit_ids)):
+        unknown = [kit_id for kit_id in ids if kit_id not in found]
+        if unknown:
+            raise InvalidInput.field(field, f"no kits {unknown}")
     not_ready = [
         {"kit_id": kit_id, "status": found[kit_id].status.value}
         for kit_id in kit_ids
         if found[kit_id].status not in ROUTABLE
+    ] + [
+        {"kit_id": kit_id, "status": found[kit_id].status.value}
+        for kit_id in pickup_kit_ids
+        if found[kit_id].status not in COLLECTABLE
     ]
     if not_ready:
         raise Conflict(
-            "Only packed kits (or kits whose delivery failed) go on a route: "
+            "Only packed kits (or kits whose delivery failed) go on a route, and only delivered "
+            "ones as pick-ups: "
             + ", ".join(f"kit {k['kit_id']} is {k['status']}" for k in not_ready),
             extra={"kits": not_ready},
         )
@@ -133,7 +146,7 @@ def create_route(
         select(RouteStop.kit_id)
         .join(Route, RouteStop.route_id == Route.id)
         .where(
-            RouteStop.kit_id.in_(kit_ids),
+            RouteStop.kit_id.in_(every_kit),
             RouteStop.status == StopStatus.PENDING,
             Route.status.in_(OPEN_ROUTE),
         )
@@ -158,9 +171,16 @@ def create_route(
     )
     session.add(route)
     session.flush()
+    kinds = [StopKind.DELIVERY] * len(kit_ids) + [StopKind.PICKUP] * len(pickup_kit_ids)
     session.add_all(
-        RouteStop(route_id=route.id, kit_id=kit_id, sequence=number, status=StopStatus.PENDING)
-        for number, kit_id in enumerate(kit_ids, start=1)
+        RouteStop(
+            route_id=route.id,
+            kit_id=kit_id,
+            sequence=number,
+            status=StopStatus.PENDING,
+            kind=kind,
+        )
+        for number, (kit_id, kind) in enumerate(zip(every_kit, kinds, strict=True), start=1)
     )
     session.flush()
     return route
@@ -181,8 +201,7 @@ def vehicle_of(session: Session, driver: User) -> Location:
 
 def dispatch(session: Session, caller: Caller, route: Route, if_match: str | None = None) -> Route:
     """Kits → dispatched; their units move from staging (or another vehicle) to the driver's."""
-    stops = list(route.stops)
-    kit_ids = [stop.kit_id for stop in stops]
+    kit_ids = [stop.kit_id for stop in route.stops if stop.kind is StopKind.DELIVERY]
     item_ids: set[int] = set()
     for kit_id in kit_ids:
         item_ids.update(r.item_id for r in kits.kit_reservations(session, kit_id))
@@ -215,40 +234,33 @@ def dispatch(session: Session, caller: Caller, route: Route, if_match: str | Non
     if not_ready:
         raise Conflict(f"Kits {not_ready} are no longer packed; take them off the route first.")
     now = utcnow()
-    document = StockDocument(
-        type=DocumentType.DISPATCH,
-        site=route.site,
-        reference=f"route {route.id}",
-        reason="dispatched",
-        actor_id=caller.user_id,
-        occurred_at=now,
-        recorded_at=now,
-    )
-    legs: list[Leg] = []
-    for kit_id in kit_ids:
+    for kit_id in kit_ids:  # one document per kit, so the kit's ledger reads in one query
         kit = locked[kit_id]
         source = kit.vehicle_location or kit.staging_location
         assert source is not None
-        if source.id != vehicle.id:
-            legs.extend(
-                Leg(
-                    r.item,
-                    r.quantity,
-                    source,
-                    vehicle,
-                    lot=r.lot,
-                    serial_unit=r.serial_unit,
-                    held=True,
-                )
-                for r in kits.kit_reservations(session, kit.id)
-                if r.status is ReservationStatus.PICKED
+        legs = [
+            Leg(
+                r.item, r.quantity, source, vehicle, lot=r.lot, serial_unit=r.serial_unit, held=True
             )
+            for r in kits.kit_reservations(session, kit.id)
+            if r.status is ReservationStatus.PICKED
+        ]
+        if legs and source.id != vehicle.id:
+            document = StockDocument(
+                type=DocumentType.DISPATCH,
+                site=route.site,
+                reference=f"route {route.id} {kit.number}",
+                reason="dispatched",
+                actor_id=caller.user_id,
+                kit_id=kit.id,
+                occurred_at=now,
+                recorded_at=now,
+            )
+            session.add(document)
+            post_movements(session, document, MovementType.DISPATCH, legs)
         kit.status = KitStatus.DISPATCHED
         kit.vehicle_location_id = vehicle.id
         kits.touch(kit)
-    if legs:
-        session.add(document)
-        post_movements(session, document, MovementType.DISPATCH, legs)
     route.status = RouteStatus.DISPATCHED
     route.dispatched_at = now
     route.vehicle_location_id = vehicle.id
@@ -305,6 +317,7 @@ def route_view(session: Session, route: Route) -> dict[str, Any]:
         stops.append(
             {
                 "sequence": stop.sequence,
+                "kind": stop.kind,
                 "kit_id": kit.id,
                 "kit_number": kit.number,
                 "kit_status": kit.status,
@@ -316,7 +329,9 @@ def route_view(session: Session, route: Route) -> dict[str, Any]:
                     "state": patient.state,
                     "postal_code": patient.postal_code,
                 },
-                "items": [
+                "items": _to_collect(session, kit)
+                if stop.kind is StopKind.PICKUP
+                else [
                     {
                         "item_id": line["item_id"],
                         "sku": line["sku"],
@@ -331,6 +346,32 @@ def route_view(session: Session, route: Route) -> dict[str, Any]:
             }
         )
     return {**route_summary(route), "stops": stops}
+
+
+def _to_collect(session: Session, kit: Kit) -> list[dict[str, Any]]:
+    """What of a delivered kit is still at the patient: the equipment to bring back first."""
+    delivered, back = at_patient(session, kit)
+    rows = []
+    for (item_id, lot_id, unit_id), chunks in delivered.items():
+        left = sum(chunk.quantity for chunk in chunks) - back[(item_id, lot_id, unit_id)]
+        if left <= 0:
+            continue
+        item = session.get(Item, item_id)
+        lot = session.get(Lot, lot_id) if lot_id else None
+        unit = session.get(SerialUnit, unit_id) if unit_id else None
+        assert item is not None
+        rows.append(
+            {
+                "item_id": item.id,
+                "sku": item.sku,
+                "name": item.name,
+                "lot": lot.lot_number if lot else None,
+                "serial": unit.serial if unit else None,
+                "quantity": left,
+                "unit": item.unit,
+            }
+        )
+    return sorted(rows, key=lambda row: (row["serial"] is None, row["sku"], row["lot"] or ""))
 
 
 # --- drivers and their vehicles ----------------------------------------------------------------

@@ -42,7 +42,7 @@ from inventory.planning.rules import (
 )
 from inventory.schemas import paginate
 from inventory.therapies.days import extend_schedules
-from inventory.therapies.models import InfusionDay, InfusionDayStatus, Therapy
+from inventory.therapies.models import InfusionDay, InfusionDayStatus, Therapy, TherapyStatus
 
 PLANNABLE = (InfusionDayStatus.SCHEDULED, InfusionDayStatus.SHORT)
 OPEN_DAY = (InfusionDayStatus.SCHEDULED, InfusionDayStatus.SHORT, InfusionDayStatus.RESERVED)
@@ -387,6 +387,8 @@ def _top_up_equipment(
             InfusionDay.date >= today,
             InfusionDay.date <= horizon_end(today, horizon_days),
             InfusionDay.therapy_id.not_in(holding),
+            # A discontinued therapy's equipment is on its way back, not to be replaced.
+            Therapy.status == TherapyStatus.ACTIVE,
         )
         .distinct()
     )

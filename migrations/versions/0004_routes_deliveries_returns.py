@@ -78,8 +78,19 @@ def upgrade() -> None:
         sa.Column(
             "status",
             sa.Enum(
-                "pending", "delivered", "failed", name="stopstatus", native_enum=False, length=32
+                "pending",
+                "delivered",
+                "failed",
+                "collected",
+                name="stopstatus",
+                native_enum=False,
+                length=32,
             ),
+            nullable=False,
+        ),
+        sa.Column(
+            "kind",
+            sa.Enum("delivery", "pickup", name="stopkind", native_enum=False, length=32),
             nullable=False,
         ),
         sa.ForeignKeyConstraint(["kit_id"], ["kits.id"], name=op.f("fk_route_stops_kit_id_kits")),
