@@ -2,6 +2,8 @@
 
 import multiprocessing
 import os
+import shutil
+import tempfile
 
 bind = os.environ.get("BIND", f"0.0.0.0:{os.environ.get('PORT', '8000')}")
 # Requests spend most time waiting on the database: 2 per core plus one, capped for small hosts.
@@ -18,3 +20,18 @@ access_log_format = (
 )
 errorlog = "-"
 loglevel = os.environ.get("INVENTORY_LOG_LEVEL", "info").lower()
+
+# Prometheus: every worker writes its counters to a shared directory and /metrics sums them.
+# A fresh directory per server start, so counts from an earlier run never leak in.
+if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="inventory-metrics-")
+
+
+def on_exit(server):
+    shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
+
+
+def child_exit(server, worker):
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)

@@ -10,7 +10,7 @@ from typing import Any
 
 from flask import Flask, Response, g, request
 
-from inventory import logs, problems, web
+from inventory import logs, metrics, problems, web
 from inventory.config import Settings
 from inventory.db import Database
 
@@ -46,7 +46,11 @@ def create_app(
     @app.after_request
     def echo_request_id(response: Response) -> Response:
         response.headers["X-Request-ID"] = g.get("request_id", "")
-        elapsed_ms = (time.perf_counter() - g.get("started", time.perf_counter())) * 1000
+        elapsed = time.perf_counter() - g.get("started", time.perf_counter())
+        elapsed_ms = elapsed * 1000
+        endpoint = request.url_rule.rule if request.url_rule is not None else "unmatched"
+        metrics.REQUESTS.labels(request.method, endpoint, str(response.status_code)).inc()
+        metrics.LATENCY.labels(request.method, endpoint).observe(elapsed)
         # Path only: query strings are not logged, ids are not PHI.
         access_log.info(
             "request",

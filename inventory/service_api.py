@@ -9,12 +9,12 @@ import swagger_ui_bundle
 from flask import Response, render_template, send_from_directory, url_for
 from flask.views import MethodView
 from marshmallow import Schema, fields
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
 from inventory.blueprint import Blueprint
 from inventory.db import READ_ONLY
 from inventory.errors import DomainError
+from inventory.metrics import exposition
 from inventory.schema_version import current_revision, head_revision
 from inventory.web import database
 
@@ -93,4 +93,5 @@ def docs_asset(filename: str) -> Response:
 @blp.route("/metrics")
 @blp.doc(responses={"200": {"description": "Prometheus text format"}})
 def metrics() -> Response:
-    return Response(generate_latest(), mimetype=CONTENT_TYPE_LATEST)
+    body, content_type = exposition()
+    return Response(body, content_type=content_type)

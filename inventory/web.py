@@ -12,7 +12,7 @@ from flask import Flask, Response, current_app, g, request
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from inventory import idempotency
+from inventory import idempotency, metrics
 from inventory.auth import current_caller
 from inventory.db import Database
 from inventory.errors import BadRequest, InvalidInput, PreconditionFailed
@@ -88,6 +88,8 @@ IDEMPOTENCY_PARAMETER = {
 
 
 def _replay(stored: idempotency.StoredResponse) -> Response:
+    rule = request.url_rule.rule if request.url_rule is not None else "unmatched"
+    metrics.REPLAYS.labels(rule).inc()
     response = Response(stored.body, status=stored.status_code, headers=stored.headers)
     response.headers[REPLAYED_HEADER] = "true"
     return response

@@ -41,6 +41,7 @@ from inventory.ledger.models import (
     StockDocument,
 )
 from inventory.ledger.rules import LayerStock, NotEnoughInLayers, take_first_in_first_out
+from inventory.metrics import count_on_commit
 
 Endpoint = Location | Party
 
@@ -272,6 +273,7 @@ def post_movements(
     for leg in legs:
         posting.post(leg)
     session.flush()
+    count_on_commit(session, "movements", movement_type.value, len(posting.movements))
     return posting.movements
 
 

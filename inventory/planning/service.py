@@ -31,6 +31,7 @@ from inventory.ledger.models import (
     SerialUnit,
 )
 from inventory.ledger.service import hold, hold_many, lock_items, release
+from inventory.metrics import count_on_commit
 from inventory.planning.rules import (
     Allocation,
     ItemShortage,
@@ -361,6 +362,8 @@ def run(
     result = plan_days(session, days, today)
     _top_up_equipment(session, today, horizon_days, site, {day.therapy_id for day in days}, result)
     result.horizon_end = horizon_end(today, horizon_days)
+    count_on_commit(session, "shortfalls", "supply", result.short_lines - result.equipment_short)
+    count_on_commit(session, "shortfalls", "equipment", result.equipment_short)
     return result
 
 
