@@ -73,13 +73,16 @@ def kit_for(session: Session, caller: Caller, kit_id: int) -> Kit:
     if kit is None:
         raise NotFound(f"No kit {kit_id}.")
     if is_driver(caller):
-        own = session.scalars(
-            select(RouteStop.id)
-            .join(Route, RouteStop.route_id == Route.id)
-            .where(RouteStop.kit_id == kit.id, Route.driver_id == caller.user_id)
+        # The kit's latest stop decides: once a kit moves to another driver's route (after a
+        # failed stop, or for a pick-up), the earlier driver no longer reaches it.
+        latest = session.scalars(
+            select(Route.driver_id)
+            .join(RouteStop, RouteStop.route_id == Route.id)
+            .where(RouteStop.kit_id == kit.id)
+            .order_by(RouteStop.id.desc())
             .limit(1)
         ).first()
-        if own is None:
+        if latest != caller.user_id:
             raise NotFound(f"No kit {kit_id}.")
     return kit
 

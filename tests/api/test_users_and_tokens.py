@@ -41,7 +41,12 @@ def test_an_admin_can_create_a_user_of_each_role(admin: Api, role):
     user = ok(admin.post("/users", {"name": "Dana Reyes", "role": role, "site": "NORTH"}), 201)
     assert isinstance(user["id"], int)
     assert (user["name"], user["role"], user["site"]) == ("Dana Reyes", role, "NORTH")
-    assert user["vehicle_location_id"] is None
+    if role == "driver":  # a driver gets a vehicle location of their own at their site
+        vans = ok(admin.get("/locations", limit=500))["items"]
+        van = next(loc for loc in vans if loc["id"] == user["vehicle_location_id"])
+        assert (van["kind"], van["site"]) == ("vehicle", "NORTH")
+    else:
+        assert user["vehicle_location_id"] is None
     assert user["active"] is True
     listed = ok(admin.get("/users", role=role, limit=500))["items"]
     assert user["id"] in [row["id"] for row in listed]
