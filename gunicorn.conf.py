@@ -23,12 +23,14 @@ loglevel = os.environ.get("INVENTORY_LOG_LEVEL", "info").lower()
 
 # Prometheus: every worker writes its counters to a shared directory and /metrics sums them.
 # A fresh directory per server start, so counts from an earlier run never leak in.
-if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+_OWN_METRICS_DIR = "PROMETHEUS_MULTIPROC_DIR" not in os.environ
+if _OWN_METRICS_DIR:
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="inventory-metrics-")
 
 
 def on_exit(server):
-    shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
+    if _OWN_METRICS_DIR:  # an operator's own directory is theirs to manage
+        shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
 
 
 def child_exit(server, worker):

@@ -56,8 +56,16 @@ def create_user(session: Session, fields: dict[str, Any]) -> User:
     session.add(user)
     session.flush()
     if user.role is Role.DRIVER and user.vehicle_location_id is None and user.site is not None:
+        code = f"VEHICLE-USER-{user.id}"
+        taken = set(
+            session.scalars(select(Location.code).where(Location.code.startswith(code))).all()
+        )
+        suffix = 1
+        while code in taken:  # someone named a location like that already
+            suffix += 1
+            code = f"VEHICLE-USER-{user.id}-{suffix}"
         vehicle = Location(
-            code=f"{user.site}-VEH-{user.id}"[:32],
+            code=code,
             name=f"Vehicle of driver {user.id}",
             kind=LocationKind.VEHICLE,
             site=user.site,

@@ -273,3 +273,28 @@ def test_only_admins_manage_users_and_tokens(as_role, admin: Api, role):
     problem(caller.patch(f"/users/{user['id']}", {"role": "admin"}), 403)
     problem(caller.post(f"/users/{user['id']}/tokens", {}), 403)
     problem(caller.delete(f"/tokens/{issued['id']}"), 403)
+
+
+def test_drivers_with_the_same_long_site_each_get_their_own_vehicle(admin: Api):
+    site = "S" * 32
+    first = new_user(admin, "driver", site=site)
+    second = new_user(admin, "driver", site=site)
+    ok(
+        admin.post(
+            "/locations",
+            {
+                "code": f"VEHICLE-USER-{second['id'] + 1}",
+                "name": "van",
+                "kind": "vehicle",
+                "site": site,
+            },
+        ),
+        201,
+    )
+    third = new_user(admin, "driver", site=site)  # its natural code is taken: another one
+    vans = {
+        first["vehicle_location_id"],
+        second["vehicle_location_id"],
+        third["vehicle_location_id"],
+    }
+    assert None not in vans and len(vans) == 3
