@@ -33,6 +33,12 @@ Departures from the written contract, with reasons:
 * `GET /movements` takes `from` and `to` as dates bounding `occurred_at`; each row's own
   `from`/`to` is an object naming a location or a ledger endpoint (supplier, patient,
   disposal, adjustment).
+* `POST /reconciliations` answers with `matched` as the number of matched claims and lists them
+  in `matched_lines`, beside the `billed_not_delivered`, `delivered_not_billed` and
+  `unit_mismatches` lists: finance first wants to know how many matched, and the lists of what
+  did not.
+* Reports and reconciliation uploads also take `format=csv|xlsx` in the query (or the form), the
+  same as the `Accept` header, so a plain link can download a file.
 """
 
 
@@ -60,6 +66,7 @@ def init_api(app: Flask) -> InventoryApi:
     from inventory.catalog.api import blp as catalog_blp
     from inventory.deliveries.api import blp as deliveries_blp
     from inventory.equipment.api import blp as equipment_blp
+    from inventory.finance.api import blp as finance_blp
     from inventory.kits.api import blp as kits_blp
     from inventory.planning.api import blp as planning_blp
     from inventory.stock.api import blp as stock_blp
@@ -95,6 +102,7 @@ def init_api(app: Flask) -> InventoryApi:
         kits_blp,
         trace_blp,
         deliveries_blp,
+        finance_blp,
     ):
         api.register_blueprint(blueprint)
     app.extensions["inventory.api"] = api

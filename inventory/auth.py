@@ -36,6 +36,7 @@ RECALLERS = (Role.ADMIN, Role.COORDINATOR, Role.WAREHOUSE)
 TRACE_READERS = (Role.ADMIN, Role.COORDINATOR, Role.WAREHOUSE, Role.FINANCE)
 ROUTE_READERS = (Role.ADMIN, Role.WAREHOUSE, Role.DRIVER)  # a driver: their own only
 DELIVERERS = (Role.ADMIN, Role.DRIVER)
+FINANCE_USERS = (Role.ADMIN, Role.FINANCE)  # reports, reconciliations, periods
 
 
 def new_token() -> str:

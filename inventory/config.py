@@ -6,6 +6,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
@@ -44,12 +45,16 @@ class Settings:
     database_url: str = field(default_factory=default_database_url)
     log_level: str = "INFO"
     max_body_bytes: int = 1_048_576
+    max_upload_bytes: int = 10_485_760
     sqlite_busy_timeout_ms: int = 5_000
     pg_lock_timeout_ms: int = 5_000
     pg_statement_timeout_ms: int = 30_000
     db_pool_size: int = 5
     retry_after_seconds: int = 1
     idempotency_retention_days: int = 7
+    # The pharmacy's business time zone: what "a day" and "a month" mean in reports and
+    # period closes (IANA name, e.g. America/Chicago).
+    timezone: str = "UTC"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -60,10 +65,20 @@ class Settings:
         url = env.get("INVENTORY_DATABASE_URL") or default_database_url()
         if not (url.startswith("sqlite") or url.startswith("postgres")):
             raise SettingsError("INVENTORY_DATABASE_URL must be a sqlite:// or postgresql:// URL")
+        timezone = env.get("INVENTORY_TIMEZONE") or "UTC"
+        try:
+            ZoneInfo(timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise SettingsError(
+                f"INVENTORY_TIMEZONE must be an IANA time zone such as America/Chicago, "
+                f"got {timezone!r}"
+            ) from None
         return cls(
+            timezone=timezone,
             database_url=normalize_database_url(url),
             log_level=level,
             max_body_bytes=_int(env, "INVENTORY_MAX_BODY_BYTES", 1_048_576, 1_024),
+            max_upload_bytes=_int(env, "INVENTORY_MAX_UPLOAD_BYTES", 10_485_760, 1_024),
             sqlite_busy_timeout_ms=_int(env, "INVENTORY_SQLITE_BUSY_TIMEOUT_MS", 5_000, 0),
             pg_lock_timeout_ms=_int(env, "INVENTORY_PG_LOCK_TIMEOUT_MS", 5_000, 0),
             pg_statement_timeout_ms=_int(env, "INVENTORY_PG_STATEMENT_TIMEOUT_MS", 30_000, 0),

@@ -5,9 +5,10 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import BigInteger, Connection, DateTime, Engine, MetaData, create_engine, event
 from sqlalchemy.engine import Dialect
@@ -35,6 +36,16 @@ class Base(DeclarativeBase):
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def business_zone(session: Session) -> ZoneInfo:
+    """The pharmacy's time zone (``INVENTORY_TIMEZONE``): days and months are counted in it."""
+    zone = session.info.get("timezone")
+    return zone if isinstance(zone, ZoneInfo) else ZoneInfo("UTC")
+
+
+def business_date(session: Session, moment: datetime) -> date:
+    return moment.astimezone(business_zone(session)).date()
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -150,14 +161,20 @@ class Database:
 
     def bind_to(self, connection: Connection | None) -> None:
         """Route sessions through one outer connection (tests roll it back afterwards)."""
+        info = {"timezone": ZoneInfo(self.settings.timezone)}
         if connection is None:
-            self._writer = sessionmaker(bind=self.engine, expire_on_commit=False)
+            self._writer = sessionmaker(bind=self.engine, expire_on_commit=False, info=info)
             self._reader = sessionmaker(
-                bind=self.engine.execution_options(**{READ_ONLY: True}), expire_on_commit=False
+                bind=self.engine.execution_options(**{READ_ONLY: True}),
+                expire_on_commit=False,
+                info=info,
             )
         else:
             self._writer = self._reader = sessionmaker(
-                bind=connection, expire_on_commit=False, join_transaction_mode="create_savepoint"
+                bind=connection,
+                expire_on_commit=False,
+                join_transaction_mode="create_savepoint",
+                info=info,
             )
 
     def session(self, *, read_only: bool = False) -> Session:

@@ -116,3 +116,8 @@ class Forbidden(DomainError):
     status = 403
     slug = "forbidden"
     title = "Forbidden"
+
+
+class PeriodClosed(Conflict):
+    slug = "period-closed"
+    title = "Period closed"

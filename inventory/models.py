@@ -20,10 +20,12 @@ from inventory.deliveries.models import (
     Signature,
 )
 from inventory.equipment.models import EquipmentEvent
+from inventory.finance.models import ClosedDay, Reconciliation, ReconciliationLine
 from inventory.idempotency import IdempotencyRecord
 from inventory.kits.models import Kit
 from inventory.ledger.models import (
     Balance,
+    ClosedPeriod,
     CostLayer,
     Lot,
     Movement,
@@ -38,6 +40,8 @@ __all__ = [
     "ApiToken",
     "Balance",
     "Base",
+    "ClosedDay",
+    "ClosedPeriod",
     "CostLayer",
     "Delivery",
     "DeliveryReversal",
@@ -55,6 +59,8 @@ __all__ = [
     "Patient",
     "Payer",
     "PayerRate",
+    "Reconciliation",
+    "ReconciliationLine",
     "Reservation",
     "Route",
     "RouteStop",

@@ -112,7 +112,7 @@ def handle_http_exception(error: HTTPException) -> Response:
     elif status == 405:
         body["detail"] = f"{request.method} is not allowed on {request.path}."
     elif status == 413:
-        limit = current_app.config.get("MAX_CONTENT_LENGTH")
+        limit = request.max_content_length
         body["detail"] = f"The request body is larger than the limit of {limit} bytes."
     elif status >= 500:
         body["detail"] = "The service could not complete the request."

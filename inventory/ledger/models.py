@@ -271,3 +271,20 @@ class Reservation(Base):
     lot: Mapped[Lot | None] = relationship()
     location: Mapped[Location] = relationship()
     serial_unit: Mapped[SerialUnit | None] = relationship()
+
+
+class ClosedPeriod(Base):
+    """A month finance has closed: no movement may be dated inside it any more.
+
+    Months are in the pharmacy's business time zone (``INVENTORY_TIMEZONE``) and close for
+    every site at once.
+    """
+
+    __tablename__ = "closed_periods"
+
+    month: Mapped[str] = mapped_column(String(7), primary_key=True)  # YYYY-MM
+    first_day: Mapped[date] = mapped_column(Date)
+    last_day: Mapped[date] = mapped_column(Date)
+    closed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    closed_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    note: Mapped[str | None] = mapped_column(Text)

@@ -25,10 +25,11 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from inventory.catalog.models import Item, Location, Tracking
-from inventory.db import to_money, utcnow
-from inventory.errors import Conflict, InsufficientStock
+from inventory.db import business_date, to_money, utcnow
+from inventory.errors import Conflict, InsufficientStock, PeriodClosed
 from inventory.ledger.models import (
     Balance,
+    ClosedPeriod,
     CostLayer,
     EquipmentStatus,
     Lot,
@@ -261,6 +262,23 @@ class _Posting:
             self.record(leg, chunk.quantity, chunk.unit_cost)
 
 
+def refuse_closed_period(session: Session, occurred_at: datetime) -> None:
+    """409 for a movement dated inside a month finance has closed: late corrections are dated
+    in the open period, with their reason, and leave the closed month as it was reported."""
+    day = business_date(session, occurred_at)
+    closed = session.scalar(
+        select(ClosedPeriod.month).where(
+            ClosedPeriod.first_day <= day, ClosedPeriod.last_day >= day
+        )
+    )
+    if closed is not None:
+        raise PeriodClosed(
+            f"The period {closed} is closed: no movement may be dated {day.isoformat()}. "
+            "Date the correction in the open period and give its reason.",
+            extra={"period": closed},
+        )
+
+
 def post_movements(
     session: Session,
     document: StockDocument,
@@ -268,6 +286,7 @@ def post_movements(
     legs: Sequence[Leg],
 ) -> list[Movement]:
     """Append the movements for ``legs`` and keep balances and cost layers in step."""
+    refuse_closed_period(session, document.occurred_at)
     lock_items(session, [leg.item.id for leg in legs])
     posting = _Posting(session, document, movement_type)
     for leg in legs:

@@ -1,0 +1,1 @@
+"""Finance: per diem cost reports, reconciliation against billed claims, period close."""

@@ -1,0 +1,631 @@
+"""Gathering the facts a per diem report is computed from, and computing it.
+
+The database hands over facts, already narrowed to the period and summed where the rules allow
+(a kit's lines come summed per shipment, see :func:`rules.spread_sums`); every figure is then
+computed by :mod:`inventory.finance.rules`. Closed months are read from their snapshot.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any, TypeVar
+
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Select,
+    and_,
+    case,
+    cast,
+    func,
+    or_,
+    select,
+    type_coerce,
+)
+from sqlalchemy.orm import Session
+
+from inventory.care.models import Patient, Payer, PayerRate
+from inventory.catalog.models import Category, Item
+from inventory.db import business_date, business_zone
+from inventory.equipment.models import EquipmentEvent
+from inventory.equipment.rules import StatusChange, patient_periods
+from inventory.finance import rules
+from inventory.finance.models import ClosedDay
+from inventory.finance.rules import Entry, Figures
+from inventory.kits.models import Kit
+from inventory.ledger.models import (
+    ClosedPeriod,
+    EquipmentStatus,
+    Movement,
+    MovementType,
+    Party,
+    SerialUnit,
+    StockDocument,
+)
+from inventory.therapies.models import InfusionDay, InfusionDayStatus, Therapy
+
+EQUIPMENT = (Category.PUMP, Category.POLE)
+SelectT = TypeVar("SelectT", bound="Select[*tuple[Any, ...]]")
+GROUP_BY = ("patient", "therapy", "hcpcs", "payer")
+
+
+@dataclass(frozen=True)
+class Subject:
+    """What a row is about: a therapy, with the keys a report groups by."""
+
+    therapy_id: int
+    patient_id: int
+    external_ref: str
+    payer_id: int
+    payer_name: str
+    hcpcs: str
+    modifier: str | None
+    site: str
+
+    def key(self, group_by: str) -> tuple[Any, ...]:
+        if group_by == "patient":
+            return (self.patient_id, self.external_ref)
+        if group_by == "therapy":
+            return (self.therapy_id, self.patient_id, self.external_ref, self.hcpcs, self.modifier)
+        if group_by == "hcpcs":
+            return (self.hcpcs, self.modifier or "")
+        return (self.payer_id, self.payer_name)
+
+
+KEY_FIELDS: dict[str, tuple[str, ...]] = {
+    "patient": ("patient_id", "external_ref"),
+    "therapy": ("therapy_id", "patient_id", "external_ref", "hcpcs", "modifier"),
+    "hcpcs": ("hcpcs", "modifier"),
+    "payer": ("payer_id", "payer_name"),
+}
+
+
+@dataclass
+class DayRow:
+    subject: Subject
+    day: date
+    figures: Figures
+    kit_ids: list[int]
+    rate: Decimal | None
+
+
+@dataclass
+class Scope:
+    """A period, optionally one site, and (for a batch) the patients to compute."""
+
+    first: date
+    last: date
+    site: str | None = None
+    patient_ids: list[int] | None = None
+    closed: list[tuple[str, date, date]] = field(default_factory=list)
+
+    def batch(self, patient_ids: list[int]) -> Scope:
+        return Scope(self.first, self.last, self.site, patient_ids, self.closed)
+
+
+def _start_of(session: Session, day: date) -> datetime:
+    """The UTC instant a business day starts."""
+    return datetime.combine(day, time.min, business_zone(session)).astimezone(UTC)
+
+
+def line_cents() -> ColumnElement[int]:
+    """A line's value in whole cents, half-up: the sum of quantity * unit_cost over its
+    movements (one per cost layer), computed by the database. Money is stored in
+    ten-thousandths, so this is integer arithmetic on every database. A line is one item, lot
+    and serial of one document: what a kit's line shows."""
+    raw_cost = type_coerce(Movement.unit_cost, BigInteger)
+    # PostgreSQL sums bigints as numeric: cast the (whole) sum back so // truncates.
+    return (cast(func.sum(Movement.quantity * raw_cost), BigInteger) + 50) // 100
+
+
+LINE = (Movement.item_id, Movement.lot_id, Movement.serial_unit_id)
+
+
+class Facts:
+    """Everything the rules need for one scope, loaded in a handful of queries."""
+
+    def __init__(self, session: Session, scope: Scope):
+        self.session = session
+        self.scope = scope
+        self.subjects: dict[int, Subject] = {}
+        self.therapies: dict[int, rules.Therapy] = {}
+        self.kit_days: dict[int, list[tuple[date, int]]] = {}
+
+    # -- therapies and their fee schedules ----------------------------------------------------
+
+    def load_therapies(self) -> None:
+        query = (
+            select(Therapy, Patient.external_ref, Patient.payer_id, Payer.name)
+            .join(Patient, Patient.id == Therapy.patient_id)
+            .join(Payer, Payer.id == Patient.payer_id)
+            .where(Therapy.start_date <= self.scope.last)
+        )
+        query = self._narrow(query, Therapy.site, Therapy.patient_id)
+        schedules: dict[tuple[int, str], rules.FeeSchedule] = {}
+        rates: dict[tuple[int, str], list[rules.Rate]] = defaultdict(list)
+        for rate in self.session.scalars(select(PayerRate)):
+            rates[(rate.payer_id, rate.hcpcs)].append(
+                rules.Rate(rate.effective_from, rate.rate, rate.counting)
+            )
+        multipliers = {
+            payer.id: payer.modifier_multipliers for payer in self.session.scalars(select(Payer))
+        }
+        for therapy, external_ref, payer_id, payer_name in self.session.execute(query):
+            self.subjects[therapy.id] = Subject(
+                therapy.id,
+                therapy.patient_id,
+                external_ref,
+                payer_id,
+                payer_name,
+                therapy.hcpcs,
+                therapy.modifier,
+                therapy.site,
+            )
+            key = (payer_id, therapy.hcpcs)
+            if key not in schedules:
+                schedules[key] = rules.FeeSchedule(rates.get(key, []))
+            ends = [d for d in (therapy.end_date, therapy.discontinued_on) if d is not None]
+            multiplier = Decimal(
+                multipliers.get(payer_id, {}).get(therapy.modifier or "", "1")
+                if therapy.modifier
+                else "1"
+            )
+            self.therapies[therapy.id] = rules.Therapy(
+                therapy.id,
+                therapy.start_date,
+                min(ends) if ends else None,
+                schedules[key],
+                multiplier,
+            )
+
+    def _narrow(self, query: SelectT, site_column: Any, patient_column: Any | None) -> SelectT:
+        if self.scope.site is not None:
+            query = query.where(site_column == self.scope.site)
+        if self.scope.patient_ids is not None and patient_column is not None:
+            query = query.where(patient_column.in_(self.scope.patient_ids))
+        return query
+
+    # -- what was delivered, returned, and stayed at home ---------------------------------------
+
+    def delivered_days(self) -> dict[int, list[date]]:
+        query = select(InfusionDay.therapy_id, InfusionDay.date).where(
+            InfusionDay.status == InfusionDayStatus.DELIVERED,
+            InfusionDay.date >= self.scope.first,
+            InfusionDay.date <= self.scope.last,
+        )
+        query = self._narrow(query, InfusionDay.site, InfusionDay.patient_id)
+        days: dict[int, list[date]] = defaultdict(list)
+        for therapy_id, day in self.session.execute(query):
+            days[therapy_id].append(day)
+        return days
+
+    def _kit_documents(self, types: Iterable[MovementType]) -> Select[Any]:
+        return (
+            select(StockDocument.kit_id)
+            .join(Kit, Kit.id == StockDocument.kit_id)
+            .join(Movement, Movement.document_id == StockDocument.id)
+            .where(Movement.type.in_(list(types)))
+        )
+
+    def load_kit_days(self, kits: Select[Any]) -> None:
+        live = case((InfusionDay.status != InfusionDayStatus.CANCELLED, 1), else_=0)
+        query = (
+            select(InfusionDay.kit_id, InfusionDay.date, InfusionDay.therapy_id, live)
+            .where(InfusionDay.kit_id.in_(kits.scalar_subquery()))
+            .order_by(InfusionDay.kit_id, InfusionDay.date)
+        )
+        every: dict[int, list[tuple[date, int]]] = defaultdict(list)
+        alive: dict[int, list[tuple[date, int]]] = defaultdict(list)
+        for kit_id, day, therapy_id, is_live in self.session.execute(query):
+            every[kit_id].append((day, therapy_id))
+            if is_live:
+                alive[kit_id].append((day, therapy_id))
+        # A kit's cost is spread over its days still to be given; if all were cancelled after
+        # it went out, over all of them.
+        for kit_id, days in every.items():
+            self.kit_days[kit_id] = alive.get(kit_id) or days
+
+    def shipments(self) -> list[rules.Shipment]:
+        """Supplies delivered to (or, by a reversal, taken back from) patients, per kit and
+        document, with their lines summed as :func:`rules.spread_sums` wants them."""
+        first_at = _start_of(self.session, self.scope.first)
+        end_at = _start_of(self.session, self.scope.last + timedelta(days=1))
+        live = case((InfusionDay.status != InfusionDayStatus.CANCELLED, 1), else_=0)
+        counts = (
+            select(
+                InfusionDay.kit_id.label("kit_id"),
+                func.coalesce(func.nullif(func.sum(live), 0), func.count()).label("n"),
+            )
+            .where(InfusionDay.kit_id.is_not(None))
+            .group_by(InfusionDay.kit_id)
+            .subquery()
+        )
+        lines = (
+            select(
+                StockDocument.id.label("document_id"),
+                StockDocument.kit_id.label("kit_id"),
+                StockDocument.occurred_at.label("occurred_at"),
+                Movement.type.label("type"),
+                line_cents().label("cents"),
+            )
+            .join(Movement, Movement.document_id == StockDocument.id)
+            .join(Item, Item.id == Movement.item_id)
+            .join(Kit, Kit.id == StockDocument.kit_id)
+            .where(
+                or_(
+                    and_(
+                        Movement.type == MovementType.DELIVERY, Movement.to_party == Party.PATIENT
+                    ),
+                    and_(
+                        Movement.type == MovementType.REVERSAL,
+                        Movement.from_party == Party.PATIENT,
+                    ),
+                ),
+                Item.category.not_in(EQUIPMENT),
+                StockDocument.occurred_at < end_at,
+                or_(StockDocument.occurred_at >= first_at, Kit.last_day >= self.scope.first),
+            )
+            .group_by(
+                StockDocument.id,
+                StockDocument.kit_id,
+                StockDocument.occurred_at,
+                Movement.type,
+                *LINE,
+            )
+        )
+        lines = self._narrow(lines, Kit.site, Kit.patient_id)
+        line = lines.subquery()
+        query = (
+            select(
+                line.c.kit_id,
+                line.c.occurred_at,
+                line.c.type,
+                func.sum(line.c.cents // counts.c.n),
+                func.sum(line.c.cents),
+            )
+            .join(counts, counts.c.kit_id == line.c.kit_id)
+            .group_by(line.c.document_id, line.c.kit_id, line.c.occurred_at, line.c.type)
+        )
+        rows = self.session.execute(query).all()
+        self.load_kit_days(
+            self._narrow(
+                select(StockDocument.kit_id)
+                .join(Kit, Kit.id == StockDocument.kit_id)
+                .where(
+                    StockDocument.occurred_at < end_at,
+                    or_(StockDocument.occurred_at >= first_at, Kit.last_day >= self.scope.first),
+                ),
+                Kit.site,
+                Kit.patient_id,
+            )
+        )
+        return [
+            rules.Shipment(
+                int(kit_id),
+                tuple(self.kit_days.get(int(kit_id), [])),
+                business_date(self.session, occurred_at),
+                int(floor_sum),
+                int(total),
+                1 if movement_type == MovementType.DELIVERY else -1,
+            )
+            for kit_id, occurred_at, movement_type, floor_sum, total in rows
+            if kit_id is not None
+        ]
+
+    def takebacks(self) -> list[rules.Takeback]:
+        """Supplies brought back from patients within the period: restocked unopened goods
+        (credit) and disposed ones (waste), per kit and day."""
+        first_at = _start_of(self.session, self.scope.first)
+        end_at = _start_of(self.session, self.scope.last + timedelta(days=1))
+        wasted = case((Movement.to_party == Party.DISPOSAL, 1), else_=0)
+        lines = (
+            select(
+                StockDocument.id.label("document_id"),
+                StockDocument.kit_id.label("kit_id"),
+                StockDocument.occurred_at.label("occurred_at"),
+                wasted.label("wasted"),
+                line_cents().label("cents"),
+            )
+            .join(Movement, Movement.document_id == StockDocument.id)
+            .join(Item, Item.id == Movement.item_id)
+            .join(Kit, Kit.id == StockDocument.kit_id)
+            .where(
+                Movement.type == MovementType.RETURN,
+                Movement.from_party == Party.PATIENT,
+                Item.category.not_in(EQUIPMENT),
+                StockDocument.occurred_at >= first_at,
+                StockDocument.occurred_at < end_at,
+            )
+            .group_by(
+                StockDocument.id, StockDocument.kit_id, StockDocument.occurred_at, wasted, *LINE
+            )
+        )
+        line = self._narrow(lines, Kit.site, Kit.patient_id).subquery()
+        query = select(
+            line.c.kit_id,
+            line.c.occurred_at,
+            func.sum(case((line.c.wasted == 1, 0), else_=line.c.cents)),
+            func.sum(case((line.c.wasted == 1, line.c.cents), else_=0)),
+        ).group_by(line.c.document_id, line.c.kit_id, line.c.occurred_at)
+        rows = self.session.execute(query).all()
+        missing = {row[0] for row in rows} - self.kit_days.keys()
+        if missing:
+            self.load_kit_days(select(Kit.id).where(Kit.id.in_(sorted(missing))))
+        takebacks = []
+        for kit_id, occurred_at, credit, waste in rows:
+            days = self.kit_days.get(kit_id) if kit_id is not None else None
+            if not days or kit_id is None:
+                continue
+            # The credit belongs to the therapy of the kit's last day.
+            takebacks.append(
+                rules.Takeback(
+                    days[-1][1],
+                    kit_id,
+                    business_date(self.session, occurred_at),
+                    int(credit),
+                    int(waste),
+                )
+            )
+        return takebacks
+
+    def stays(self) -> list[rules.Stay]:
+        """Equipment at patients' homes, from the units' event logs."""
+        end_at = _start_of(self.session, self.scope.last + timedelta(days=1))
+        units_at_patients = select(EquipmentEvent.serial_unit_id).where(
+            EquipmentEvent.to_status == EquipmentStatus.AT_PATIENT,
+            EquipmentEvent.occurred_at < end_at,
+        )
+        if self.scope.patient_ids is not None:
+            units_at_patients = units_at_patients.where(
+                EquipmentEvent.patient_id.in_(self.scope.patient_ids)
+            )
+        query = (
+            select(EquipmentEvent, Item.daily_rate)
+            .join(SerialUnit, SerialUnit.id == EquipmentEvent.serial_unit_id)
+            .join(Item, Item.id == SerialUnit.item_id)
+            .where(
+                EquipmentEvent.serial_unit_id.in_(units_at_patients.scalar_subquery()),
+                EquipmentEvent.occurred_at < end_at,
+            )
+            .order_by(EquipmentEvent.serial_unit_id, EquipmentEvent.occurred_at, EquipmentEvent.id)
+        )
+        by_unit: dict[int, list[tuple[EquipmentEvent, Decimal | None]]] = defaultdict(list)
+        for event, daily_rate in self.session.execute(query):
+            by_unit[event.serial_unit_id].append((event, daily_rate))
+        found: list[tuple[int | None, date, date | None, Decimal]] = []
+        for events in by_unit.values():
+            changes = [
+                StatusChange(
+                    business_date(self.session, event.occurred_at),
+                    event.from_status,
+                    event.to_status,
+                    event.patient_id,
+                )
+                for event, _ in events
+            ]
+            # The kit a stay began with: the one the unit was delivered in.
+            kit_of = {
+                (change.on, change.patient_id): event.kit_id
+                for change, (event, _) in zip(changes, events, strict=True)
+                if event.to_status is EquipmentStatus.AT_PATIENT
+            }
+            daily_rate = events[0][1] or Decimal(0)
+            for period in patient_periods(changes):
+                if period.end is None or period.end > self.scope.first:
+                    kit_id = kit_of.get((period.start, period.patient_id))
+                    found.append((kit_id, period.start, period.end, daily_rate))
+        unknown = {kit_id for kit_id, *_ in found if kit_id is not None} - self.kit_days.keys()
+        if unknown:
+            self.load_kit_days(select(Kit.id).where(Kit.id.in_(sorted(unknown))))
+        stays = []
+        for kit_id, start, end, daily_rate in found:
+            days = self.kit_days.get(kit_id) if kit_id is not None else None
+            if days:  # equipment that went out with no kit is no therapy's cost
+                # Attributed to the therapy of the kit's first day.
+                stays.append(rules.Stay(days[0][1], kit_id, start, end, daily_rate))
+        return stays
+
+
+def _clip(entry: Entry, closed: list[tuple[str, date, date]]) -> Iterator[Entry]:
+    """The parts of an entry that fall outside closed months."""
+    pieces = [entry]
+    for _, first, last in closed:
+        next_pieces = []
+        for piece in pieces:
+            if piece.last < first or piece.first > last:
+                next_pieces.append(piece)
+                continue
+            if piece.first < first:
+                next_pieces.append(_span(piece, piece.first, first - timedelta(days=1)))
+            if piece.last > last:
+                next_pieces.append(_span(piece, last + timedelta(days=1), piece.last))
+        pieces = next_pieces
+    yield from pieces
+
+
+def _span(entry: Entry, first: date, last: date) -> Entry:
+    return Entry(
+        entry.therapy_id,
+        first,
+        last,
+        entry.units,
+        entry.supply_cost,
+        entry.return_credit,
+        entry.waste_cost,
+        entry.equipment_cost,
+        entry.expected_revenue,
+        entry.kit_id,
+        entry.rate,
+    )
+
+
+def closed_months(session: Session, first: date, last: date) -> list[tuple[str, date, date]]:
+    rows = session.execute(
+        select(ClosedPeriod.month, ClosedPeriod.first_day, ClosedPeriod.last_day)
+        .where(ClosedPeriod.last_day >= first, ClosedPeriod.first_day <= last)
+        .order_by(ClosedPeriod.first_day)
+    ).all()
+    return [(month, first_day, last_day) for month, first_day, last_day in rows]
+
+
+def live_entries(session: Session, scope: Scope) -> tuple[list[Entry], dict[int, Subject]]:
+    """The figures of the scope's open days, computed from the ledger and the schedules."""
+    facts = Facts(session, scope)
+    facts.load_therapies()
+    entries: list[Entry] = []
+    delivered = facts.delivered_days()
+    for therapy_id, therapy in facts.therapies.items():
+        entries.extend(
+            rules.per_diem_entries(therapy, delivered.get(therapy_id, []), scope.first, scope.last)
+        )
+    for shipment in facts.shipments():
+        entries.extend(rules.shipment_entries(shipment, scope.first, scope.last))
+    for takeback in facts.takebacks():
+        entries.extend(rules.takeback_entries(takeback, scope.first, scope.last))
+    for stay in facts.stays():
+        entries.extend(rules.stay_entries(stay, scope.first, scope.last))
+    subjects = facts.subjects
+    entries = [entry for entry in entries if entry.therapy_id in subjects]
+    if scope.closed:
+        entries = [piece for entry in entries for piece in _clip(entry, scope.closed)]
+    return entries, subjects
+
+
+def closed_rows(session: Session, scope: Scope) -> Iterator[DayRow]:
+    if not scope.closed:
+        return
+    query = select(ClosedDay).where(
+        ClosedDay.day >= scope.first,
+        ClosedDay.day <= scope.last,
+        ClosedDay.month.in_([month for month, _, _ in scope.closed]),
+    )
+    if scope.site is not None:
+        query = query.where(ClosedDay.site == scope.site)
+    if scope.patient_ids is not None:
+        query = query.where(ClosedDay.patient_id.in_(scope.patient_ids))
+    for row in session.scalars(query.execution_options(yield_per=2000)):
+        yield DayRow(
+            Subject(
+                row.therapy_id,
+                row.patient_id,
+                row.external_ref,
+                row.payer_id,
+                row.payer_name,
+                row.hcpcs,
+                row.modifier,
+                row.site,
+            ),
+            row.day,
+            Figures(
+                row.per_diem_units,
+                row.supply_cost,
+                row.return_credit,
+                row.waste_cost,
+                row.equipment_cost,
+                row.expected_revenue,
+            ),
+            [int(kit) for kit in row.kit_ids.split(",") if kit],
+            row.rate,
+        )
+
+
+BATCH_PATIENTS = 250
+
+
+def scope_for(
+    session: Session, first: date, last: date, site: str | None, patient_id: int | None = None
+) -> Scope:
+    return Scope(
+        first,
+        last,
+        site,
+        None if patient_id is None else [patient_id],
+        closed_months(session, first, last),
+    )
+
+
+def batches(session: Session, scope: Scope) -> Iterator[Scope]:
+    """The scope cut into groups of patients, in patient order, so a report of any size is
+    computed (and streamed) a group at a time, in bounded memory."""
+    if scope.patient_ids is not None:
+        yield scope
+        return
+    live = select(Therapy.patient_id).where(Therapy.start_date <= scope.last)
+    if scope.site is not None:
+        live = live.where(Therapy.site == scope.site)
+    query = live
+    if scope.closed:
+        frozen = select(ClosedDay.patient_id).where(
+            ClosedDay.month.in_([month for month, _, _ in scope.closed])
+        )
+        if scope.site is not None:
+            frozen = frozen.where(ClosedDay.site == scope.site)
+        query = live.union(frozen)  # type: ignore[assignment]
+    patient_ids = sorted(set(session.scalars(query)))
+    for start in range(0, len(patient_ids), BATCH_PATIENTS):
+        yield scope.batch(patient_ids[start : start + BATCH_PATIENTS])
+
+
+def _group_sort_key(key: tuple[Any, ...]) -> tuple[Any, ...]:
+    return tuple((part is None, part if part is not None else "") for part in key)
+
+
+class Report:
+    """Figures per group and their totals. ``rows()`` yields the groups in key order, a batch
+    of patients at a time when grouping by patient or therapy; ``totals`` is complete once
+    ``rows()`` is exhausted."""
+
+    def __init__(self, session: Session, scope: Scope, group_by: str):
+        self.session = session
+        self.scope = scope
+        self.group_by = group_by
+        self.totals = Figures()
+
+    def _batch_groups(self, scope: Scope) -> dict[tuple[Any, ...], Figures]:
+        entries, subjects = live_entries(self.session, scope)
+        groups: dict[tuple[Any, ...], Figures] = {}
+        for therapy_id, figures in rules.total_by(entries, lambda entry: entry.therapy_id).items():
+            groups.setdefault(subjects[therapy_id].key(self.group_by), Figures()).merge(figures)
+        for row in closed_rows(self.session, scope):
+            groups.setdefault(row.subject.key(self.group_by), Figures()).merge(row.figures)
+        return groups
+
+    def rows(self) -> Iterator[tuple[tuple[Any, ...], Figures]]:
+        per_patient = self.group_by in ("patient", "therapy")  # keys start with patient order
+        pending: dict[tuple[Any, ...], Figures] = {}
+        for scope in batches(self.session, self.scope):
+            for key, figures in self._batch_groups(scope).items():
+                pending.setdefault(key, Figures()).merge(figures)
+            if per_patient:
+                yield from self._flush(pending)
+                pending = {}
+        yield from self._flush(pending)
+
+    def _flush(
+        self, groups: dict[tuple[Any, ...], Figures]
+    ) -> Iterator[tuple[tuple[Any, ...], Figures]]:
+        for key in sorted(groups, key=_group_sort_key):
+            figures = groups[key]
+            if figures.is_empty():
+                continue
+            self.totals.merge(figures)
+            yield key, figures
+
+
+def day_rows(session: Session, scope: Scope) -> Iterator[DayRow]:
+    """The drill-down: one row per therapy and day with anything on it, by patient, then date,
+    then therapy; computed a batch of patients at a time."""
+    for batch in batches(session, scope):
+        entries, subjects = live_entries(session, batch)
+        rows = [
+            DayRow(subjects[day.therapy_id], day.day, day.figures, sorted(day.kit_ids), day.rate)
+            for day in rules.by_day(entries)
+            if not day.figures.is_empty()
+        ]
+        rows.extend(closed_rows(session, batch))
+        rows.sort(key=lambda row: (row.subject.patient_id, row.day, row.subject.therapy_id))
+        yield from rows
