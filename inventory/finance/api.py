@@ -73,7 +73,11 @@ class PerDiemReport(MethodView):
             "200": {
                 "description": "JSON; `Accept: text/csv` streams CSV; `Accept: "
                 f"{exports.XLSX}` gives a spreadsheet (or `format=csv|xlsx`)",
-                "content": {CSV: CSV_CONTENT, exports.XLSX: XLSX_CONTENT},
+                "content": {
+                    "application/json": {"schema": ReportOut},
+                    CSV: CSV_CONTENT,
+                    exports.XLSX: XLSX_CONTENT,
+                },
             }
         }
     )
@@ -92,8 +96,12 @@ class PerDiemReport(MethodView):
         if wanted == "csv":
 
             def with_totals() -> Iterator[dict[str, Any]]:
-                yield from rows
-                yield {columns[0]: "TOTAL", **exports.figures_view(report.totals)}
+                # Runs as the response streams: it takes the request's session then, not the
+                # one the view had (closed once the view returned).
+                streamed = costing.Report(session(), report.scope, group_by)
+                for key, figures in streamed.rows():
+                    yield exports.group_view(group_by, key, figures)
+                yield {columns[0]: "TOTAL", **exports.figures_view(streamed.totals)}
 
             return _download(exports.csv_lines(columns, with_totals()), CSV, f"{name}.csv")
         if wanted == "xlsx":
@@ -126,7 +134,7 @@ class PerDiemDays(MethodView):
         responses={
             "200": {
                 "description": "JSON pages; `Accept: text/csv` (or `format=csv`) streams every row",
-                "content": {CSV: CSV_CONTENT},
+                "content": {"application/json": {"schema": DayPage}, CSV: CSV_CONTENT},
             }
         }
     )
@@ -137,7 +145,12 @@ class PerDiemDays(MethodView):
         rows = (exports.day_view(row) for row in costing.day_rows(session(), scope))
         if _wanted(args, ("json", "csv")) == "csv":
             name = f"per-diem-days-{args['from_']}-{args['to']}.csv"
-            return _download(exports.csv_lines(exports.DAY_FIELDS, rows), CSV, name)
+
+            def streamed() -> Iterator[dict[str, Any]]:  # the session is taken as it streams
+                for row in costing.day_rows(session(), scope):
+                    yield exports.day_view(row)
+
+            return _download(exports.csv_lines(exports.DAY_FIELDS, streamed()), CSV, name)
         offset = decode_cursor(args.get("cursor")) or 0
         limit = int(args["limit"])
         page = list(itertools.islice(rows, offset, offset + limit + 1))
@@ -284,7 +297,7 @@ class ReconciliationById(MethodView):
             "200": {
                 "description": "JSON; `Accept: text/csv` (or `format=csv`): one line per "
                 "patient, code and date with its outcome",
-                "content": {CSV: CSV_CONTENT},
+                "content": {"application/json": {"schema": ReconciliationOut}, CSV: CSV_CONTENT},
             }
         }
     )
@@ -304,8 +317,14 @@ class ReconciliationById(MethodView):
                 "amount_difference",
                 "claim_lines",
             )
+
+            def streamed() -> Iterator[dict[str, Any]]:  # the session is taken as it streams
+                yield from service.reconciliation_lines(
+                    service.get_reconciliation(session(), reconciliation_id)
+                )
+
             return _download(
-                exports.csv_lines(columns, service.reconciliation_lines(reconciliation)),
+                exports.csv_lines(columns, streamed()),
                 CSV,
                 f"reconciliation-{reconciliation.id}.csv",
             )

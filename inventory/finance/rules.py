@@ -34,10 +34,11 @@ from __future__ import annotations
 import bisect
 import csv
 import io
+import re
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal
 from typing import TypeVar
 
 from inventory.care.models import Counting
@@ -421,50 +422,47 @@ class RowProblem:
     errors: dict[str, list[str]]
 
 
-def parse_claim(line: int, raw: Mapping[str, object]) -> Claim | RowProblem:
-    """One claim, from a CSV row or a JSON object; every field checked, every problem kept."""
-    errors: dict[str, list[str]] = {}
+DATE_TEXT = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+UNITS_TEXT = re.compile(r"[0-9]{1,6}")
+AMOUNT_TEXT = re.compile(r"[0-9]{1,12}(\.[0-9]{1,2})?")
+HCPCS_TEXT = re.compile(r"[A-Z0-9]{5}")
+MAX_CLAIM_UNITS = 100_000
 
-    def text(name: str, longest: int) -> str:
+
+def parse_claim(line: int, raw: Mapping[str, object]) -> Claim | RowProblem:
+    """One claim, from a CSV row or a JSON object; every field checked, every problem kept.
+    The same rules as the JSON schema: plain ASCII digits, dates as YYYY-MM-DD only."""
+    errors: dict[str, list[str]] = {}
+    raw = {**raw, "hcpcs": str(raw.get("hcpcs") or "").upper()}
+
+    def field(name: str, pattern: re.Pattern[str], problem: str, longest: int = 64) -> str:
         value = raw.get(name)
         value = "" if value is None else str(value).strip()
         if not value:
             errors.setdefault(name, []).append("is required")
         elif len(value) > longest:
             errors.setdefault(name, []).append(f"is longer than {longest} characters")
+        elif not pattern.fullmatch(value):
+            errors.setdefault(name, []).append(problem)
         return value
 
-    external_ref = text("external_ref", 64)
-    hcpcs = text("hcpcs", 5).upper()
-    if hcpcs and (len(hcpcs) != 5 or not hcpcs.isalnum()):
-        errors.setdefault("hcpcs", []).append("is not a 5-character HCPCS code")
-    raw_date = text("date_of_service", 10)
+    external_ref = field("external_ref", re.compile(r"[^\x00-\x1f\x7f]+"), "has control characters")
+    hcpcs = field("hcpcs", HCPCS_TEXT, "is not a 5-character HCPCS code", 5)
+    raw_date = field("date_of_service", DATE_TEXT, "is not a date (YYYY-MM-DD)", 10)
     day = date.min
-    if raw_date:
+    if "date_of_service" not in errors:
         try:
             day = date.fromisoformat(raw_date)
-            if len(raw_date) != 10:
-                raise ValueError
         except ValueError:
-            errors.setdefault("date_of_service", []).append("is not a date (YYYY-MM-DD)")
-    units = 0
-    raw_units = text("units", 6)
-    if raw_units:
-        if not raw_units.isdigit():
-            errors.setdefault("units", []).append("is not a whole number of 0 or more")
-        else:
-            units = int(raw_units)
-    amount = Decimal(0)
-    raw_amount = text("billed_amount", 16)
-    if raw_amount:
-        try:
-            amount = Decimal(raw_amount)
-            if not amount.is_finite() or amount < 0 or amount.as_tuple().exponent < -2:  # type: ignore[operator]
-                raise InvalidOperation
-        except InvalidOperation:
-            errors.setdefault("billed_amount", []).append(
-                "is not an amount of 0 or more with at most 2 decimals"
-            )
+            errors["date_of_service"] = ["is not a date (YYYY-MM-DD)"]
+    raw_units = field("units", UNITS_TEXT, "is not a whole number of 0 or more", 6)
+    units = 0 if "units" in errors else int(raw_units)
+    if units > MAX_CLAIM_UNITS:
+        errors["units"] = [f"is more than {MAX_CLAIM_UNITS}"]
+    raw_amount = field(
+        "billed_amount", AMOUNT_TEXT, "is not an amount of 0 or more with at most 2 decimals", 16
+    )
+    amount = Decimal(0) if "billed_amount" in errors else Decimal(raw_amount)
     if errors:
         return RowProblem(line, errors)
     return Claim(line, external_ref, hcpcs, day, units, amount)

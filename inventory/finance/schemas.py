@@ -120,7 +120,7 @@ class CloseIn(Schema):
 
 class ClaimIn(Schema):
     external_ref = Text(max_length=64, required=True)
-    hcpcs = Text(max_length=5, required=True, validate=validate.Regexp(r"^[A-Za-z0-9]{5}$"))
+    hcpcs = Text(max_length=5, required=True, validate=validate.Regexp(r"^[A-Z0-9]{5}$"))
     date_of_service = fields.Date(required=True)
     units = StrictInt(minimum=0, maximum=100_000, required=True)
     billed_amount = fields.String(
@@ -140,7 +140,7 @@ class ReconciliationIn(Schema):
 
 
 class MatchOut(Schema):
-    outcome = fields.Enum(MatchOutcome, by_value=True)
+    outcome = fields.String(metadata={"enum": [outcome.value for outcome in MatchOutcome]})
     external_ref = fields.String()
     hcpcs = fields.String()
     date_of_service = fields.Date()

@@ -77,7 +77,7 @@ class PickList(MethodView):
             "200": {
                 "description": "JSON lines sorted by bin; with `Accept: text/html` a printable "
                 "one-page pick list (or, once packed, the delivery ticket with a signature line)",
-                "content": _HTML,
+                "content": {"application/json": {"schema": PickListOut}, **_HTML},
             }
         }
     )

@@ -264,12 +264,17 @@ class _Posting:
 
 def refuse_closed_period(session: Session, occurred_at: datetime) -> None:
     """409 for a movement dated inside a month finance has closed: late corrections are dated
-    in the open period, with their reason, and leave the closed month as it was reported."""
+    in the open period, with their reason, and leave the closed month as it was reported.
+
+    On PostgreSQL the read is ``FOR SHARE``, which holds a ROW SHARE lock on ``closed_periods``
+    to the end of the transaction: a close (which takes the table in EXCLUSIVE mode) waits for
+    this posting to commit, and a posting that starts during a close waits for it and then
+    sees the month closed. SQLite runs one writer at a time, so the race cannot arise there."""
     day = business_date(session, occurred_at)
     closed = session.scalar(
-        select(ClosedPeriod.month).where(
-            ClosedPeriod.first_day <= day, ClosedPeriod.last_day >= day
-        )
+        select(ClosedPeriod.month)
+        .where(ClosedPeriod.first_day <= day, ClosedPeriod.last_day >= day)
+        .with_for_update(read=True)
     )
     if closed is not None:
         raise PeriodClosed(

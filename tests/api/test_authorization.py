@@ -110,6 +110,18 @@ EXPECTED_ROLES.update(
         ("patch", "/api/v1/drivers/{driver_id}"): KITS,
     }
 )
+# "reports, reconciliations, periods" (finance): admin and finance only.
+FINANCE = {A, F}
+EXPECTED_ROLES.update(
+    {
+        ("get", "/api/v1/reports/per-diem"): FINANCE,
+        ("get", "/api/v1/reports/per-diem/days"): FINANCE,
+        ("post", "/api/v1/reconciliations"): FINANCE,
+        ("get", "/api/v1/reconciliations/{reconciliation_id}"): FINANCE,
+        ("get", "/api/v1/periods"): FINANCE,
+        ("post", "/api/v1/periods/{month}/close"): FINANCE,
+    }
+)
 
 
 def _operations(app: Flask) -> list[tuple[str, str, dict]]:

@@ -15,7 +15,7 @@ from tests.e2e.server import BIN, ROOT, gunicorn
 
 
 @pytest.fixture
-def demo_server(tmp_path: Path) -> Iterator[tuple[int, str]]:
+def demo_server(tmp_path: Path) -> Iterator[tuple[int, str, str]]:
     if shutil.which("curl") is None:
         pytest.skip("curl is not installed")
     url = f"sqlite:///{tmp_path / 'demo.db'}"
@@ -24,10 +24,17 @@ def demo_server(tmp_path: Path) -> Iterator[tuple[int, str]]:
     loaded = subprocess.run(
         [BIN / "inventory", "demo", "load"], env=env, check=True, capture_output=True, text=True
     )
-    token = re.search(r"^\s+warehouse\s+.*\s(inv_\S+)$", loaded.stdout, re.MULTILINE)
-    assert token, loaded.stdout
+    tokens = {
+        role: re.search(rf"^\s+{role}\s+.*\s(inv_\S+)$", loaded.stdout, re.MULTILINE)
+        for role in ("warehouse", "finance")
+    }
+    assert all(tokens.values()), loaded.stdout
     with gunicorn(url) as base:
-        yield int(base.rsplit(":", 1)[1]), token.group(1)
+        yield (
+            int(base.rsplit(":", 1)[1]),
+            tokens["warehouse"].group(1),  # type: ignore[union-attr]
+            tokens["finance"].group(1),  # type: ignore[union-attr]
+        )
 
 
 def _walkthrough() -> str:
@@ -36,12 +43,14 @@ def _walkthrough() -> str:
     return block.split("```bash\n", 1)[1].rsplit("```", 1)[0]
 
 
-def test_the_readme_walkthrough_runs_as_written(demo_server: tuple[int, str]):
-    port, token = demo_server
+def test_the_readme_walkthrough_runs_as_written(demo_server: tuple[int, str, str]):
+    port, token, finance_token = demo_server
     script = _walkthrough()
     assert "export TOKEN=paste-the-warehouse-token-here" in script
-    script = script.replace("paste-the-warehouse-token-here", token).replace(
-        "localhost:8000", f"127.0.0.1:{port}"
+    script = (
+        script.replace("paste-the-warehouse-token-here", token)
+        .replace("paste-the-finance-token-here", finance_token)
+        .replace("localhost:8000", f"127.0.0.1:{port}")
     )
     result = subprocess.run(
         ["bash", "-euo", "pipefail", "-c", script], capture_output=True, text=True, timeout=60
@@ -54,3 +63,5 @@ def test_the_readme_walkthrough_runs_as_written(demo_server: tuple[int, str]):
     assert '"available":440' in out.replace(" ", "")  # 500 - 48 moved - 12 damaged
     assert '"shortfall":' in out and '"suggested_quantity":' in out
     assert '"status":"reserved"' in out.replace(" ", "")
+    assert '"group_by":"payer"' in out.replace(" ", "")  # the per diem report
+    assert "\nTOTAL," in out  # its CSV, with the totals line
