@@ -37,8 +37,9 @@ Departures from the written contract, with reasons:
   in `matched_lines`, beside the `billed_not_delivered`, `delivered_not_billed` and
   `unit_mismatches` lists: finance first wants to know how many matched, and the lists of what
   did not.
-* Reports and reconciliation uploads also take `format=csv|xlsx` in the query (or the form), the
-  same as the `Accept` header, so a plain link can download a file.
+* The per diem report (`format=csv|xlsx`), its drill-down and a stored reconciliation
+  (`format=csv`) also take `format` in the query, the same as the `Accept` header, so a plain
+  link can download a file.
 """
 
 

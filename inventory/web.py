@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable
 from copy import deepcopy
@@ -105,6 +106,24 @@ def _redacted(body: str, fields: tuple[str, ...]) -> str:
     return json.dumps(document)
 
 
+def _request_content() -> bytes:
+    """What a request asks for, for its idempotency fingerprint. A multipart upload is taken
+    by its fields and files, not its raw bytes: a client picks a new random boundary on every
+    send, and a retry of the same upload must still be the same request."""
+    if request.mimetype != "multipart/form-data":
+        return request.get_data(cache=True)
+    content = {
+        "form": sorted(request.form.items(multi=True)),
+        "files": sorted(
+            (name, upload.filename or "", hashlib.sha256(upload.read()).hexdigest())
+            for name, upload in request.files.items(multi=True)
+        ),
+    }
+    for upload in request.files.values():
+        upload.seek(0)
+    return json.dumps(content, sort_keys=True).encode()
+
+
 def idempotent(
     view: F | None = None, *, required: bool = False, redact: tuple[str, ...] = ()
 ) -> Any:
@@ -129,7 +148,7 @@ def idempotent(
             key = idempotency.validate_key(raw_key)
             caller = current_caller()
             fingerprint = idempotency.request_fingerprint(
-                request.method, request.path, request.get_data(cache=True)
+                request.method, request.path, _request_content()
             )
             db = session()
             record = idempotency.find(db, caller.user_id, key)

@@ -159,11 +159,14 @@ class PerDiemDays(MethodView):
 
 
 def allows_upload(view: F) -> F:
-    """Raise the body limit to ``INVENTORY_MAX_UPLOAD_BYTES`` for a file upload (413 above)."""
+    """Raise the body limit to ``INVENTORY_MAX_UPLOAD_BYTES`` for a multipart file upload (413
+    above); a JSON body keeps the ordinary ``INVENTORY_MAX_BODY_BYTES``."""
 
     @wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        request.max_content_length = current_app.config["INVENTORY_SETTINGS"].max_upload_bytes
+        if request.mimetype == "multipart/form-data":
+            settings = current_app.config["INVENTORY_SETTINGS"]
+            request.max_content_length = settings.max_upload_bytes
         return view(*args, **kwargs)
 
     return wrapper  # type: ignore[return-value]

@@ -45,6 +45,10 @@ class ReportArgs(PeriodArgs):
 
 class DayArgs(PeriodArgs, PageArgs):
     patient_id = QueryInt()
+    format = fields.String(
+        validate=validate.OneOf(("json", "csv")),
+        metadata={"description": "json or csv: the same as the Accept header, for links"},
+    )
 
 
 class FiguresOut(Schema):

@@ -222,7 +222,7 @@ def reconciliation_view(reconciliation: Reconciliation) -> dict[str, Any]:
         buckets[line.outcome.value].append(line_view(line))
     return {
         "id": reconciliation.id,
-        "from": reconciliation.period_from,
+        "from_": reconciliation.period_from,
         "to": reconciliation.period_to,
         "site": reconciliation.site,
         "source": reconciliation.source,

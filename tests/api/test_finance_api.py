@@ -11,6 +11,7 @@ import csv
 import dataclasses
 import io
 import json
+import uuid
 from collections import Counter
 from collections.abc import Callable
 from datetime import date, timedelta
@@ -29,7 +30,7 @@ from tests.api.finance_builders import Month, clock, march, run_march
 from tests.builders import Api, ok, problem, token_for, unique
 from tests.conftest import Backend
 
-MARCH = {"from": "2026-03-01", "to": "2026-03-31"}
+MARCH: dict[str, Any] = {"from": "2026-03-01", "to": "2026-03-31"}
 APRIL_2 = date(2026, 4, 2)
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 FIGURES = (
@@ -44,7 +45,7 @@ FIGURES = (
     "margin",
 )
 MONEY = FIGURES[1:]
-TOTALS = dict(
+TOTALS: dict[str, Any] = dict(
     zip(
         FIGURES,
         (14, "68.51", "2.47", "1.23", "155.00", "221.04", "15.79", "2030.00", "1808.96"),
@@ -54,6 +55,8 @@ TOTALS = dict(
 REPORT = "/reports/per-diem"
 DAYS = "/reports/per-diem/days"
 CLAIM_HEADER = "external_ref,hcpcs,date_of_service,units,billed_amount"
+# billed units, delivered units, billed amount, expected revenue, difference
+Outcome = tuple[int, int, str, str, str]
 
 
 # --- helpers ---------------------------------------------------------------------------------
@@ -119,7 +122,7 @@ def march_claims(month: Month) -> list[dict[str, Any]]:
     return claims
 
 
-def expected_reconciliation(month: Month) -> dict[str, dict[tuple[str, str, str], tuple]]:
+def expected_reconciliation(month: Month) -> dict[str, dict[tuple[str, str, str], Outcome]]:
     """(ref, code, date) -> (billed units, delivered units, billed, expected, difference)."""
     a, b, c = month.ref("A"), month.ref("B"), month.ref("C")
     matched = {
@@ -140,7 +143,7 @@ def expected_reconciliation(month: Month) -> dict[str, dict[tuple[str, str, str]
     }
 
 
-def entries(result: dict[str, Any], bucket: str) -> dict[tuple[str, str, str], tuple]:
+def entries(result: dict[str, Any], bucket: str) -> dict[tuple[str, str, str], Outcome]:
     seen = {}
     for line in result[bucket]:
         key = (line["external_ref"], line["hcpcs"], line["date_of_service"])
@@ -219,7 +222,7 @@ def finance(as_role: Callable[..., Api]) -> Api:
     ],
 )
 def test_a_report_with_bad_query_is_422_naming_the_field(
-    finance: Api, path: str, params: dict[str, str], field: str
+    finance: Api, path: str, params: dict[str, Any], field: str
 ) -> None:
     body = problem(finance.get(path, **params), 422)
     assert field in body["errors"], body
@@ -236,11 +239,13 @@ def test_a_period_of_366_days_is_allowed_and_367_is_not(finance: Api, path: str)
     first = date(2027, 1, 1)
     longest = first + timedelta(days=365)  # 366 days, from and to included
     assert (longest - first).days + 1 == 366
-    ok(finance.get(path, **{"from": first.isoformat(), "to": longest.isoformat()}))
-    too_long = {"from": first.isoformat(), "to": (longest + timedelta(days=1)).isoformat()}
+    longest_period: dict[str, Any] = {"from": first.isoformat(), "to": longest.isoformat()}
+    ok(finance.get(path, **longest_period))
+    too_long = {**longest_period, "to": (longest + timedelta(days=1)).isoformat()}
     assert "to" in problem(finance.get(path, **too_long), 422)["errors"]
     # A leap year's 366 days, Feb 29 included, is one period too.
-    ok(finance.get(path, **{"from": "2028-01-01", "to": "2028-12-31"}))
+    leap_year: dict[str, Any] = {"from": "2028-01-01", "to": "2028-12-31"}
+    ok(finance.get(path, **leap_year))
 
 
 @pytest.mark.parametrize("group_by", ["site", "PATIENT", "", "day"])
@@ -385,7 +390,7 @@ def test_the_drill_down_pages_walk_every_row_once_and_add_up_to_the_report(
     cursor = None
     pages = 0
     while True:
-        extra = {"cursor": cursor} if cursor else {}
+        extra: dict[str, Any] = {"cursor": cursor} if cursor else {}
         page = ok(month.finance.get(DAYS, **MARCH, site=month.site, limit=3, **extra))
         pages += 1
         assert len(page["items"]) <= 3
@@ -458,6 +463,11 @@ def test_claims_sent_as_json_are_reconciled_and_kept(
     assert_march_reconciliation(month, result)
     again = ok(month.finance.get(f"/reconciliations/{result['id']}"))
     assert again == result
+    # Another site delivered none of this: every claim is billed, not delivered.
+    elsewhere = ok(month.finance.post("/reconciliations", {**body, "site": unique("FIN")}), 201)
+    assert elsewhere["matched"] == 0
+    assert elsewhere["delivered_not_billed"] == []
+    assert len(elsewhere["billed_not_delivered"]) == 13
     # The period reconciled, as documented (ReconciliationOut: from, to, site).
     assert (result["to"], result["site"]) == ("2026-03-31", month.site)
     assert result.get("from") == "2026-03-01", sorted(result)
@@ -632,6 +642,63 @@ def test_claims_outside_the_given_period_are_422(finance: Api) -> None:
     assert list(errors) == ["line 0.date_of_service"]
 
 
+def test_an_upload_takes_its_period_from_the_form(finance: Api) -> None:
+    claims = [claim("MRN-1", "S9357", 10, 1, "1.00")]
+    result = ok(upload(finance, claims_csv(claims), to="2026-03-31"), 201)
+    assert result["to"] == "2026-03-31"
+    period = {"from": "2026-03-11", "to": "2026-03-31"}
+    outside = problem(upload(finance, claims_csv(claims), **period), 422)
+    assert list(outside["errors"]) == ["line 2.date_of_service"]
+    bad_date = problem(upload(finance, claims_csv(claims), **{"from": "11/03/2026"}), 422)
+    assert "from" in bad_date["errors"]
+    backwards = {"from": "2026-03-31", "to": "2026-03-01"}
+    assert "to" in problem(upload(finance, claims_csv([]), **backwards), 422)["errors"]
+
+
+def _multipart(data: bytes, boundary: str) -> bytes:
+    return (
+        (
+            f"--{boundary}\r\n"
+            'Content-Disposition: form-data; name="file"; filename="claims.csv"\r\n'
+            "Content-Type: text/csv\r\n\r\n"
+        ).encode()
+        + data
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+
+
+def _post_multipart(api: Api, data: bytes, boundary: str, key: str) -> TestResponse:
+    return api.client.post(
+        "/api/v1/reconciliations",
+        data=_multipart(data, boundary),
+        headers={"Authorization": f"Bearer {api.token}", "Idempotency-Key": key},
+        content_type=f"multipart/form-data; boundary={boundary}",
+    )
+
+
+def test_a_retried_upload_with_its_idempotency_key_is_reconciled_once(finance: Api) -> None:
+    data = claims_csv([claim(unique("MRN"), "S9357", 10, 1, "400.00")])
+    key = uuid.uuid4().hex
+    first = ok(_post_multipart(finance, data, "boundary-one", key), 201)
+    again = ok(_post_multipart(finance, data, "boundary-one", key), 201)
+    assert again == first
+    problem(finance.get(f"/reconciliations/{first['id'] + 1}"), 404)
+
+
+def test_a_retried_upload_is_the_same_request_whatever_its_multipart_boundary(
+    finance: Api,
+) -> None:
+    """An HTTP client picks a fresh random boundary for every request it sends (curl, requests,
+    browsers), so the retry of a lost upload differs from the original only in the boundary.
+    It is the same request: it must replay the stored answer, not refuse the key."""
+    data = claims_csv([claim(unique("MRN"), "S9357", 10, 1, "400.00")])
+    key = uuid.uuid4().hex
+    first = ok(_post_multipart(finance, data, "a1b2c3d4e5", key), 201)
+    retry = _post_multipart(finance, data, "f6a7b8c9d0", key)
+    assert ok(retry, 201) == first
+    problem(finance.get(f"/reconciliations/{first['id'] + 1}"), 404)
+
+
 def _small_app(
     backend: Backend, database: Database, max_body_bytes: int, max_upload_bytes: int
 ) -> tuple[Flask, Api]:
@@ -643,7 +710,7 @@ def _small_app(
 
 
 def _claims_of_size(size: int) -> bytes:
-    claims = []
+    claims: list[dict[str, Any]] = []
     data = claims_csv(claims)
     while len(data) < size:
         claims.append(claim(unique("MRN"), "S9357", 10, 1, "400.00"))
@@ -669,7 +736,11 @@ def test_a_json_body_over_the_body_limit_is_413(backend: Backend, database: Data
     claims = [claim(unique("MRN"), "S9357", 10, 1, "400.00") for _ in range(30)]
     body = {"claims": claims}
     assert 1024 < len(json.dumps(body)) < 65536
-    refused = problem(finance.post("/reconciliations", body), 413)
+    # The same app refuses a body that size elsewhere.
+    problem(finance.post("/periods/2026-02/close", {"note": "n" * len(json.dumps(body))}), 413)
+    response = finance.post("/reconciliations", body)
+    assert response.status_code == 413, (response.status_code, response.get_json()["id"])
+    refused = problem(response, 413)
     assert "1024" in refused["detail"]
 
 
@@ -738,23 +809,35 @@ def test_a_closed_month_report_is_frozen_byte_for_byte(
             download(month.finance, DAYS, "text/csv", **params).data,
         )
 
+    straddling = {"from": "2026-03-15", "to": "2026-04-15"}
     with clock(APRIL_2):
         assert month.report(**MARCH)["closed_months"] == []
         before = files()
+        straddling_before = month.report(**straddling)
         ok(month.finance.post("/periods/2026-03/close", {}), 201)
         after_close = files()
         change_acme_rate(month)
         after_change = files()
         report = month.report(**MARCH)
+        straddling_after = month.report(**straddling)
+        c_days = month.days(**MARCH, patient_id=month.patients["C"]["id"])
+        other_site = ok(month.finance.get(REPORT, **MARCH, site=unique("FIN")))
     assert before == after_close == after_change
+    # A period reaching into the closed month reads that part from the close (15 March would
+    # count a calendar day at 999.00 under the new rate if March were open).
+    assert straddling_after["closed_months"] == ["2026-03"]
+    assert straddling_after["rows"] == straddling_before["rows"]
+    assert straddling_after["totals"] == straddling_before["totals"]
+    assert straddling_after["totals"]["per_diem_units"] == 12  # A 20th, B 17th, C 21st..30th
+    # The closed month's rows keep their site and patient.
+    assert len(c_days) == 10
+    assert {row["external_ref"] for row in c_days} == {month.ref("C")}
+    assert other_site["rows"] == [] and other_site["closed_months"] == ["2026-03"]
     assert report["closed_months"] == ["2026-03"]
     assert report["totals"] == TOTALS
     total = csv_rows(after_change[0])[-1]
     assert total[0] == "TOTAL"
     assert total[-len(FIGURES) :] == [str(TOTALS[name]) for name in FIGURES]
-    # A period that only touches the closed month reads it from the close as well.
-    partial = month.report(**{"from": "2026-03-15", "to": "2026-04-15"})
-    assert partial["closed_months"] == ["2026-03"]
 
 
 def test_the_same_rate_change_moves_an_open_month(as_role: Callable[..., Api], app: Flask) -> None:
