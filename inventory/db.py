@@ -140,6 +140,9 @@ def make_engine(settings: Settings) -> Engine:
         f"-c lock_timeout={settings.pg_lock_timeout_ms}"
         f" -c statement_timeout={settings.pg_statement_timeout_ms}"
         " -c timezone=UTC"
+        # The planner's cost estimates for a year's report trigger JIT compilation, which
+        # takes seconds: longer than running the queries (measured by scripts/bench report).
+        " -c jit=off"
     )
     return create_engine(
         url,

@@ -18,13 +18,16 @@ from sqlalchemy import (
     BigInteger,
     ColumnElement,
     Select,
+    String,
     and_,
     case,
     cast,
     func,
     or_,
     select,
+    text,
     type_coerce,
+    union_all,
 )
 from sqlalchemy.orm import Session
 
@@ -95,16 +98,19 @@ class DayRow:
 
 @dataclass
 class Scope:
-    """A period, optionally one site, and (for a batch) the patients to compute."""
+    """A period, optionally one site or given patients, and (for a batch) a range of patient
+    ids: those after ``after`` up to ``upto`` (None: no bound)."""
 
     first: date
     last: date
     site: str | None = None
     patient_ids: list[int] | None = None
     closed: list[tuple[str, date, date]] = field(default_factory=list)
+    after: int | None = None
+    upto: int | None = None
 
-    def batch(self, patient_ids: list[int]) -> Scope:
-        return Scope(self.first, self.last, self.site, patient_ids, self.closed)
+    def batch(self, after: int | None, upto: int | None) -> Scope:
+        return Scope(self.first, self.last, self.site, self.patient_ids, self.closed, after, upto)
 
 
 def _start_of(session: Session, day: date) -> datetime:
@@ -125,12 +131,267 @@ def line_cents() -> ColumnElement[int]:
 LINE = (Movement.item_id, Movement.lot_id, Movement.serial_unit_id)
 
 
-class Facts:
-    """Everything the rules need for one scope, loaded in a handful of queries."""
+def kit_days_subquery(kits: Select[Any] | None = None) -> Any:
+    """Per kit: ``n``, the number of days its cost is spread over, and ``days``, every one of
+    its infusion days as ``date:therapy:live`` joined by commas (:func:`kit_days_of` reads it).
+    A kit's cost is spread over its days still to be given; if all were cancelled after it went
+    out, over all of them."""
+    live = case((InfusionDay.status != InfusionDayStatus.CANCELLED, 1), else_=0)
+    day = (
+        cast(InfusionDay.date, String)
+        + ":"
+        + cast(InfusionDay.therapy_id, String)
+        + ":"
+        + cast(live, String)
+    )
+    query = select(
+        InfusionDay.kit_id.label("kit_id"),
+        func.coalesce(func.nullif(func.sum(live), 0), func.count()).label("n"),
+        func.aggregate_strings(day, ",").label("days"),
+    ).where(InfusionDay.kit_id.is_not(None))
+    if kits is not None:
+        query = query.where(InfusionDay.kit_id.in_(kits.scalar_subquery()))
+    return query.group_by(InfusionDay.kit_id).cte("kit_days")
+
+
+def kit_days_of(days: str) -> list[tuple[date, int]]:
+    """A kit's days from :func:`kit_days_subquery`: (date, therapy) in order, the live ones, or
+    all of them when none is."""
+    every = [part.split(":") for part in days.split(",")]
+    live = [
+        (date.fromisoformat(day), int(therapy)) for day, therapy, alive in every if alive == "1"
+    ]
+    return sorted(live or [(date.fromisoformat(day), int(therapy)) for day, therapy, _ in every])
+
+
+class ByPatient:
+    """Rows ordered by patient id (their first column), from one streamed query, handed out a
+    range of patients at a time: a report scans the movements once, not once per batch."""
+
+    def __init__(self, rows: Iterable[Any]):
+        self._rows = iter(rows)
+        self._next = next(self._rows, None)
+
+    def upto(self, patient_id: int | None) -> list[Any]:
+        """The rows of the patients up to ``patient_id`` (None: all the rest)."""
+        taken = []
+        while self._next is not None and (patient_id is None or self._next[0] <= patient_id):
+            taken.append(self._next)
+            self._next = next(self._rows, None)
+        return taken
+
+
+Fees = tuple[
+    dict[tuple[int, str], rules.FeeSchedule],
+    dict[tuple[int, str], list[rules.Rate]],
+    dict[int, dict[str, str]],
+]
+
+
+class ReportFacts:
+    """What a whole report reads once, however many batches it is computed in: the supplies
+    moved to and back from patients in the period, per kit and document, streamed in patient
+    order as batches ask for them; and the payers' fees."""
 
     def __init__(self, session: Session, scope: Scope):
         self.session = session
         self.scope = scope
+        self._shipments: ByPatient | None = None
+        self._takebacks: ByPatient | None = None
+        self._fees: Fees | None = None
+
+    def fees(self) -> Fees:
+        """The payers' rates and modifier multipliers, read once for the whole report; and the
+        fee schedules built from them as therapies need them."""
+        if self._fees is None:
+            rates: dict[tuple[int, str], list[rules.Rate]] = defaultdict(list)
+            for rate in self.session.scalars(select(PayerRate)):
+                rates[(rate.payer_id, rate.hcpcs)].append(
+                    rules.Rate(rate.effective_from, rate.rate, rate.counting)
+                )
+            multipliers = {
+                payer.id: payer.modifier_multipliers
+                for payer in self.session.scalars(select(Payer))
+            }
+            self._fees = ({}, rates, multipliers)
+        return self._fees
+
+    def _narrow(self, query: SelectT) -> SelectT:
+        if self.scope.site is not None:
+            query = query.where(Kit.site == self.scope.site)
+        if self.scope.patient_ids is not None:
+            query = query.where(Kit.patient_id.in_(self.scope.patient_ids))
+        return query
+
+    def _stream(self, query: Select[Any]) -> ByPatient:
+        if self.session.get_bind().dialect.name == "postgresql":
+            # A cursor is planned for its first tenth of rows by default (nested loops that
+            # take minutes over a month of movements); a report reads every row. Sorting and
+            # grouping a year of movements wants more than the default 4 MB. For this
+            # transaction only.
+            self.session.execute(text("SET LOCAL cursor_tuple_fraction = 1.0"))
+            self.session.execute(text(f"SET LOCAL work_mem = '{REPORT_WORK_MEM}'"))
+        return ByPatient(self.session.execute(query.execution_options(yield_per=2000)))
+
+    def shipments(self, upto: int | None) -> list[Any]:
+        """(patient, kit, moved at, type, sum of line shares a day, sum of lines) per document
+        of supplies delivered to (or, by a reversal, taken back from) a patient."""
+        if self._shipments is None:
+            self._shipments = self._stream(self._shipment_query())
+        return self._shipments.upto(upto)
+
+    def takebacks(self, upto: int | None) -> list[Any]:
+        """(patient, kit, brought back at, credit, waste) per document of supplies brought back
+        from a patient within the period."""
+        if self._takebacks is None:
+            self._takebacks = self._stream(self._takeback_query())
+        return self._takebacks.upto(upto)
+
+    def _shipment_query(self) -> Select[Any]:
+        first_at = _start_of(self.session, self.scope.first)
+        end_at = _start_of(self.session, self.scope.last + timedelta(days=1))
+        # The kits' documents of the period, and those of earlier for kits with days in it:
+        # each found by an index (when it happened; the kit), not by scanning every movement.
+        documents = union_all(
+            select(StockDocument.id).where(
+                StockDocument.occurred_at >= first_at,
+                StockDocument.occurred_at < end_at,
+                StockDocument.kit_id.is_not(None),
+            ),
+            select(StockDocument.id)
+            .join(Kit, Kit.id == StockDocument.kit_id)
+            .where(Kit.last_day >= self.scope.first, StockDocument.occurred_at < first_at),
+        ).subquery()
+        moved_in_period = StockDocument.id.in_(select(documents.c.id))
+        kits = kit_days_subquery(
+            self._narrow(
+                select(StockDocument.kit_id)
+                .join(Kit, Kit.id == StockDocument.kit_id)
+                .where(moved_in_period)
+            )
+        )
+        lines = (
+            select(
+                Kit.patient_id.label("patient_id"),
+                StockDocument.id.label("document_id"),
+                StockDocument.kit_id.label("kit_id"),
+                StockDocument.occurred_at.label("occurred_at"),
+                Movement.type.label("type"),
+                line_cents().label("cents"),
+            )
+            .join(Movement, Movement.document_id == StockDocument.id)
+            .join(Item, Item.id == Movement.item_id)
+            .join(Kit, Kit.id == StockDocument.kit_id)
+            .where(
+                or_(
+                    and_(
+                        Movement.type == MovementType.DELIVERY, Movement.to_party == Party.PATIENT
+                    ),
+                    and_(
+                        Movement.type == MovementType.REVERSAL,
+                        Movement.from_party == Party.PATIENT,
+                    ),
+                ),
+                Item.category.not_in(EQUIPMENT),
+                moved_in_period,
+            )
+            .group_by(
+                Kit.patient_id,
+                StockDocument.id,
+                StockDocument.kit_id,
+                StockDocument.occurred_at,
+                Movement.type,
+                *LINE,
+            )
+        )
+        line = self._narrow(lines).subquery()
+        documents = (
+            select(
+                line.c.patient_id,
+                line.c.document_id,
+                line.c.kit_id,
+                line.c.occurred_at,
+                line.c.type,
+                func.sum(line.c.cents // kits.c.n).label("floor_sum"),
+                func.sum(line.c.cents).label("total"),
+            )
+            .join(kits, kits.c.kit_id == line.c.kit_id)
+            .group_by(
+                line.c.patient_id,
+                line.c.document_id,
+                line.c.kit_id,
+                line.c.occurred_at,
+                line.c.type,
+            )
+            .subquery()
+        )
+        return (
+            select(
+                documents.c.patient_id,
+                documents.c.kit_id,
+                documents.c.occurred_at,
+                documents.c.type,
+                documents.c.floor_sum,
+                documents.c.total,
+                kits.c.days,
+            )
+            .join(kits, kits.c.kit_id == documents.c.kit_id)
+            .order_by(documents.c.patient_id, documents.c.document_id)
+        )
+
+    def _takeback_query(self) -> Select[Any]:
+        first_at = _start_of(self.session, self.scope.first)
+        end_at = _start_of(self.session, self.scope.last + timedelta(days=1))
+        wasted = case((Movement.to_party == Party.DISPOSAL, 1), else_=0)
+        lines = (
+            select(
+                Kit.patient_id.label("patient_id"),
+                StockDocument.id.label("document_id"),
+                StockDocument.kit_id.label("kit_id"),
+                StockDocument.occurred_at.label("occurred_at"),
+                wasted.label("wasted"),
+                line_cents().label("cents"),
+            )
+            .join(Movement, Movement.document_id == StockDocument.id)
+            .join(Item, Item.id == Movement.item_id)
+            .join(Kit, Kit.id == StockDocument.kit_id)
+            .where(
+                Movement.type == MovementType.RETURN,
+                Movement.from_party == Party.PATIENT,
+                Item.category.not_in(EQUIPMENT),
+                StockDocument.occurred_at >= first_at,
+                StockDocument.occurred_at < end_at,
+            )
+            .group_by(
+                Kit.patient_id,
+                StockDocument.id,
+                StockDocument.kit_id,
+                StockDocument.occurred_at,
+                wasted,
+                *LINE,
+            )
+        )
+        line = self._narrow(lines).subquery()
+        return (
+            select(
+                line.c.patient_id,
+                line.c.kit_id,
+                line.c.occurred_at,
+                func.sum(case((line.c.wasted == 1, 0), else_=line.c.cents)),
+                func.sum(case((line.c.wasted == 1, line.c.cents), else_=0)),
+            )
+            .group_by(line.c.patient_id, line.c.document_id, line.c.kit_id, line.c.occurred_at)
+            .order_by(line.c.patient_id, line.c.document_id)
+        )
+
+
+class Facts:
+    """Everything the rules need for one batch of a scope, loaded in a handful of queries."""
+
+    def __init__(self, session: Session, scope: Scope, shared: ReportFacts):
+        self.session = session
+        self.scope = scope
+        self.shared = shared
         self.subjects: dict[int, Subject] = {}
         self.therapies: dict[int, rules.Therapy] = {}
         self.kit_days: dict[int, list[tuple[date, int]]] = {}
@@ -139,22 +400,32 @@ class Facts:
 
     def load_therapies(self) -> None:
         query = (
-            select(Therapy, Patient.external_ref, Patient.payer_id, Payer.name)
+            select(
+                Therapy.id,
+                Therapy.patient_id,
+                Therapy.hcpcs,
+                Therapy.modifier,
+                Therapy.site,
+                Therapy.start_date,
+                Therapy.end_date,
+                Therapy.discontinued_on,
+                Patient.external_ref,
+                Patient.payer_id,
+                Payer.name,
+            )
             .join(Patient, Patient.id == Therapy.patient_id)
             .join(Payer, Payer.id == Patient.payer_id)
-            .where(Therapy.start_date <= self.scope.last)
         )
+        # Every therapy of the batch's patients, whatever its dates: a pump delivered the day
+        # before a therapy starts, or left at home after it ended, is still its cost.
         query = self._narrow(query, Therapy.site, Therapy.patient_id)
-        schedules: dict[tuple[int, str], rules.FeeSchedule] = {}
-        rates: dict[tuple[int, str], list[rules.Rate]] = defaultdict(list)
-        for rate in self.session.scalars(select(PayerRate)):
-            rates[(rate.payer_id, rate.hcpcs)].append(
-                rules.Rate(rate.effective_from, rate.rate, rate.counting)
+        schedules, rates, multipliers = self.shared.fees()
+        for therapy in self.session.execute(query):
+            external_ref, payer_id, payer_name = (
+                therapy.external_ref,
+                therapy.payer_id,
+                therapy.name,
             )
-        multipliers = {
-            payer.id: payer.modifier_multipliers for payer in self.session.scalars(select(Payer))
-        }
-        for therapy, external_ref, payer_id, payer_name in self.session.execute(query):
             self.subjects[therapy.id] = Subject(
                 therapy.id,
                 therapy.patient_id,
@@ -182,11 +453,16 @@ class Facts:
                 multiplier,
             )
 
-    def _narrow(self, query: SelectT, site_column: Any, patient_column: Any | None) -> SelectT:
-        if self.scope.site is not None:
-            query = query.where(site_column == self.scope.site)
-        if self.scope.patient_ids is not None and patient_column is not None:
-            query = query.where(patient_column.in_(self.scope.patient_ids))
+    def _narrow(self, query: SelectT, site_column: Any | None, patient_column: Any) -> SelectT:
+        scope = self.scope
+        if scope.site is not None and site_column is not None:
+            query = query.where(site_column == scope.site)
+        if scope.patient_ids is not None:
+            query = query.where(patient_column.in_(scope.patient_ids))
+        if scope.after is not None:
+            query = query.where(patient_column > scope.after)
+        if scope.upto is not None:
+            query = query.where(patient_column <= scope.upto)
         return query
 
     # -- what was delivered, returned, and stayed at home ---------------------------------------
@@ -203,168 +479,51 @@ class Facts:
             days[therapy_id].append(day)
         return days
 
-    def _kit_documents(self, types: Iterable[MovementType]) -> Select[Any]:
-        return (
-            select(StockDocument.kit_id)
-            .join(Kit, Kit.id == StockDocument.kit_id)
-            .join(Movement, Movement.document_id == StockDocument.id)
-            .where(Movement.type.in_(list(types)))
-        )
+    def load_kit_days(self, kit_ids: Iterable[int]) -> None:
+        wanted = sorted(set(kit_ids) - self.kit_days.keys())
+        if not wanted:
+            return
+        days = kit_days_subquery(select(Kit.id).where(Kit.id.in_(wanted)))
+        query = select(days.c.kit_id, days.c.days)
+        for kit_id, kit_days in self.session.execute(query):
+            self.kit_days[int(kit_id)] = kit_days_of(kit_days)
 
-    def load_kit_days(self, kits: Select[Any]) -> None:
-        live = case((InfusionDay.status != InfusionDayStatus.CANCELLED, 1), else_=0)
-        query = (
-            select(InfusionDay.kit_id, InfusionDay.date, InfusionDay.therapy_id, live)
-            .where(InfusionDay.kit_id.in_(kits.scalar_subquery()))
-            .order_by(InfusionDay.kit_id, InfusionDay.date)
-        )
-        every: dict[int, list[tuple[date, int]]] = defaultdict(list)
-        alive: dict[int, list[tuple[date, int]]] = defaultdict(list)
-        for kit_id, day, therapy_id, is_live in self.session.execute(query):
-            every[kit_id].append((day, therapy_id))
-            if is_live:
-                alive[kit_id].append((day, therapy_id))
-        # A kit's cost is spread over its days still to be given; if all were cancelled after
-        # it went out, over all of them.
-        for kit_id, days in every.items():
-            self.kit_days[kit_id] = alive.get(kit_id) or days
+    def _days_of(self, kit_id: int, days: str) -> list[tuple[date, int]]:
+        if kit_id not in self.kit_days:
+            self.kit_days[kit_id] = kit_days_of(days)
+        return self.kit_days[kit_id]
 
     def shipments(self) -> list[rules.Shipment]:
-        """Supplies delivered to (or, by a reversal, taken back from) patients, per kit and
-        document, with their lines summed as :func:`rules.spread_sums` wants them."""
-        first_at = _start_of(self.session, self.scope.first)
-        end_at = _start_of(self.session, self.scope.last + timedelta(days=1))
-        live = case((InfusionDay.status != InfusionDayStatus.CANCELLED, 1), else_=0)
-        counts = (
-            select(
-                InfusionDay.kit_id.label("kit_id"),
-                func.coalesce(func.nullif(func.sum(live), 0), func.count()).label("n"),
-            )
-            .where(InfusionDay.kit_id.is_not(None))
-            .group_by(InfusionDay.kit_id)
-            .subquery()
-        )
-        lines = (
-            select(
-                StockDocument.id.label("document_id"),
-                StockDocument.kit_id.label("kit_id"),
-                StockDocument.occurred_at.label("occurred_at"),
-                Movement.type.label("type"),
-                line_cents().label("cents"),
-            )
-            .join(Movement, Movement.document_id == StockDocument.id)
-            .join(Item, Item.id == Movement.item_id)
-            .join(Kit, Kit.id == StockDocument.kit_id)
-            .where(
-                or_(
-                    and_(
-                        Movement.type == MovementType.DELIVERY, Movement.to_party == Party.PATIENT
-                    ),
-                    and_(
-                        Movement.type == MovementType.REVERSAL,
-                        Movement.from_party == Party.PATIENT,
-                    ),
-                ),
-                Item.category.not_in(EQUIPMENT),
-                StockDocument.occurred_at < end_at,
-                or_(StockDocument.occurred_at >= first_at, Kit.last_day >= self.scope.first),
-            )
-            .group_by(
-                StockDocument.id,
-                StockDocument.kit_id,
-                StockDocument.occurred_at,
-                Movement.type,
-                *LINE,
-            )
-        )
-        lines = self._narrow(lines, Kit.site, Kit.patient_id)
-        line = lines.subquery()
-        query = (
-            select(
-                line.c.kit_id,
-                line.c.occurred_at,
-                line.c.type,
-                func.sum(line.c.cents // counts.c.n),
-                func.sum(line.c.cents),
-            )
-            .join(counts, counts.c.kit_id == line.c.kit_id)
-            .group_by(line.c.document_id, line.c.kit_id, line.c.occurred_at, line.c.type)
-        )
-        rows = self.session.execute(query).all()
-        self.load_kit_days(
-            self._narrow(
-                select(StockDocument.kit_id)
-                .join(Kit, Kit.id == StockDocument.kit_id)
-                .where(
-                    StockDocument.occurred_at < end_at,
-                    or_(StockDocument.occurred_at >= first_at, Kit.last_day >= self.scope.first),
-                ),
-                Kit.site,
-                Kit.patient_id,
-            )
-        )
+        """Supplies delivered to (or, by a reversal, taken back from) the batch's patients."""
         return [
             rules.Shipment(
                 int(kit_id),
-                tuple(self.kit_days.get(int(kit_id), [])),
+                tuple(self._days_of(int(kit_id), days)),
                 business_date(self.session, occurred_at),
                 int(floor_sum),
                 int(total),
                 1 if movement_type == MovementType.DELIVERY else -1,
             )
-            for kit_id, occurred_at, movement_type, floor_sum, total in rows
-            if kit_id is not None
+            for _, kit_id, occurred_at, movement_type, floor_sum, total, days in (
+                self.shared.shipments(self.scope.upto)
+            )
         ]
 
     def takebacks(self) -> list[rules.Takeback]:
-        """Supplies brought back from patients within the period: restocked unopened goods
-        (credit) and disposed ones (waste), per kit and day."""
-        first_at = _start_of(self.session, self.scope.first)
-        end_at = _start_of(self.session, self.scope.last + timedelta(days=1))
-        wasted = case((Movement.to_party == Party.DISPOSAL, 1), else_=0)
-        lines = (
-            select(
-                StockDocument.id.label("document_id"),
-                StockDocument.kit_id.label("kit_id"),
-                StockDocument.occurred_at.label("occurred_at"),
-                wasted.label("wasted"),
-                line_cents().label("cents"),
-            )
-            .join(Movement, Movement.document_id == StockDocument.id)
-            .join(Item, Item.id == Movement.item_id)
-            .join(Kit, Kit.id == StockDocument.kit_id)
-            .where(
-                Movement.type == MovementType.RETURN,
-                Movement.from_party == Party.PATIENT,
-                Item.category.not_in(EQUIPMENT),
-                StockDocument.occurred_at >= first_at,
-                StockDocument.occurred_at < end_at,
-            )
-            .group_by(
-                StockDocument.id, StockDocument.kit_id, StockDocument.occurred_at, wasted, *LINE
-            )
-        )
-        line = self._narrow(lines, Kit.site, Kit.patient_id).subquery()
-        query = select(
-            line.c.kit_id,
-            line.c.occurred_at,
-            func.sum(case((line.c.wasted == 1, 0), else_=line.c.cents)),
-            func.sum(case((line.c.wasted == 1, line.c.cents), else_=0)),
-        ).group_by(line.c.document_id, line.c.kit_id, line.c.occurred_at)
-        rows = self.session.execute(query).all()
-        missing = {row[0] for row in rows} - self.kit_days.keys()
-        if missing:
-            self.load_kit_days(select(Kit.id).where(Kit.id.in_(sorted(missing))))
+        """Supplies brought back from the batch's patients within the period: restocked
+        unopened goods (credit) and disposed ones (waste), per kit and day."""
+        rows = self.shared.takebacks(self.scope.upto)
+        self.load_kit_days(int(row[1]) for row in rows)
         takebacks = []
-        for kit_id, occurred_at, credit, waste in rows:
-            days = self.kit_days.get(kit_id) if kit_id is not None else None
-            if not days or kit_id is None:
+        for _, kit_id, occurred_at, credit, waste in rows:
+            days = self.kit_days.get(int(kit_id))
+            if not days:
                 continue
             # The credit belongs to the therapy of the kit's last day.
             takebacks.append(
                 rules.Takeback(
                     days[-1][1],
-                    kit_id,
+                    int(kit_id),
                     business_date(self.session, occurred_at),
                     int(credit),
                     int(waste),
@@ -379,12 +538,18 @@ class Facts:
             EquipmentEvent.to_status == EquipmentStatus.AT_PATIENT,
             EquipmentEvent.occurred_at < end_at,
         )
-        if self.scope.patient_ids is not None:
-            units_at_patients = units_at_patients.where(
-                EquipmentEvent.patient_id.in_(self.scope.patient_ids)
-            )
+        units_at_patients = self._narrow(units_at_patients, None, EquipmentEvent.patient_id)
+        event = EquipmentEvent
         query = (
-            select(EquipmentEvent, Item.daily_rate)
+            select(
+                event.serial_unit_id,
+                event.occurred_at,
+                event.from_status,
+                event.to_status,
+                event.patient_id,
+                event.kit_id,
+                Item.daily_rate,
+            )
             .join(SerialUnit, SerialUnit.id == EquipmentEvent.serial_unit_id)
             .join(Item, Item.id == SerialUnit.item_id)
             .where(
@@ -393,34 +558,32 @@ class Facts:
             )
             .order_by(EquipmentEvent.serial_unit_id, EquipmentEvent.occurred_at, EquipmentEvent.id)
         )
-        by_unit: dict[int, list[tuple[EquipmentEvent, Decimal | None]]] = defaultdict(list)
-        for event, daily_rate in self.session.execute(query):
-            by_unit[event.serial_unit_id].append((event, daily_rate))
+        by_unit: dict[int, list[Any]] = defaultdict(list)
+        for row in self.session.execute(query):
+            by_unit[row.serial_unit_id].append(row)
         found: list[tuple[int | None, date, date | None, Decimal]] = []
         for events in by_unit.values():
             changes = [
                 StatusChange(
-                    business_date(self.session, event.occurred_at),
-                    event.from_status,
-                    event.to_status,
-                    event.patient_id,
+                    business_date(self.session, row.occurred_at),
+                    row.from_status,
+                    row.to_status,
+                    row.patient_id,
                 )
-                for event, _ in events
+                for row in events
             ]
             # The kit a stay began with: the one the unit was delivered in.
             kit_of = {
-                (change.on, change.patient_id): event.kit_id
-                for change, (event, _) in zip(changes, events, strict=True)
-                if event.to_status is EquipmentStatus.AT_PATIENT
+                (change.on, change.patient_id): row.kit_id
+                for change, row in zip(changes, events, strict=True)
+                if row.to_status is EquipmentStatus.AT_PATIENT
             }
-            daily_rate = events[0][1] or Decimal(0)
+            daily_rate = events[0].daily_rate or Decimal(0)
             for period in patient_periods(changes):
                 if period.end is None or period.end > self.scope.first:
                     kit_id = kit_of.get((period.start, period.patient_id))
                     found.append((kit_id, period.start, period.end, daily_rate))
-        unknown = {kit_id for kit_id, *_ in found if kit_id is not None} - self.kit_days.keys()
-        if unknown:
-            self.load_kit_days(select(Kit.id).where(Kit.id.in_(sorted(unknown))))
+        self.load_kit_days(kit_id for kit_id, *_ in found if kit_id is not None)
         stays = []
         for kit_id, start, end, daily_rate in found:
             days = self.kit_days.get(kit_id) if kit_id is not None else None
@@ -472,9 +635,11 @@ def closed_months(session: Session, first: date, last: date) -> list[tuple[str, 
     return [(month, first_day, last_day) for month, first_day, last_day in rows]
 
 
-def live_entries(session: Session, scope: Scope) -> tuple[list[Entry], dict[int, Subject]]:
-    """The figures of the scope's open days, computed from the ledger and the schedules."""
-    facts = Facts(session, scope)
+def live_entries(
+    session: Session, scope: Scope, shared: ReportFacts
+) -> tuple[list[Entry], dict[int, Subject]]:
+    """The figures of a batch's open days, computed from the ledger and the schedules."""
+    facts = Facts(session, scope, shared)
     facts.load_therapies()
     entries: list[Entry] = []
     delivered = facts.delivered_days()
@@ -507,6 +672,10 @@ def closed_rows(session: Session, scope: Scope) -> Iterator[DayRow]:
         query = query.where(ClosedDay.site == scope.site)
     if scope.patient_ids is not None:
         query = query.where(ClosedDay.patient_id.in_(scope.patient_ids))
+    if scope.after is not None:
+        query = query.where(ClosedDay.patient_id > scope.after)
+    if scope.upto is not None:
+        query = query.where(ClosedDay.patient_id <= scope.upto)
     for row in session.scalars(query.execution_options(yield_per=2000)):
         yield DayRow(
             Subject(
@@ -533,7 +702,8 @@ def closed_rows(session: Session, scope: Scope) -> Iterator[DayRow]:
         )
 
 
-BATCH_PATIENTS = 250
+BATCH_PATIENTS = 100
+REPORT_WORK_MEM = "64MB"
 
 
 def scope_for(
@@ -549,25 +719,35 @@ def scope_for(
 
 
 def batches(session: Session, scope: Scope) -> Iterator[Scope]:
-    """The scope cut into groups of patients, in patient order, so a report of any size is
-    computed (and streamed) a group at a time, in bounded memory."""
+    """The scope cut into consecutive ranges of patient ids, in patient order, so a report of
+    any size is computed (and streamed) a range at a time, in bounded memory. The ranges cover
+    every patient id; they are cut so each holds about ``BATCH_PATIENTS`` of the patients on
+    therapy in the period (or in a closed month of it)."""
     if scope.patient_ids is not None:
         yield scope
         return
-    live = select(Therapy.patient_id).where(Therapy.start_date <= scope.last)
+    on_therapy = select(Therapy.patient_id).where(
+        Therapy.start_date <= scope.last,
+        or_(Therapy.end_date.is_(None), Therapy.end_date >= scope.first),
+        or_(Therapy.discontinued_on.is_(None), Therapy.discontinued_on >= scope.first),
+    )
     if scope.site is not None:
-        live = live.where(Therapy.site == scope.site)
-    query = live
+        on_therapy = on_therapy.where(Therapy.site == scope.site)
+    query = on_therapy
     if scope.closed:
         frozen = select(ClosedDay.patient_id).where(
             ClosedDay.month.in_([month for month, _, _ in scope.closed])
         )
         if scope.site is not None:
             frozen = frozen.where(ClosedDay.site == scope.site)
-        query = live.union(frozen)  # type: ignore[assignment]
+        query = on_therapy.union(frozen)  # type: ignore[assignment]
     patient_ids = sorted(set(session.scalars(query)))
-    for start in range(0, len(patient_ids), BATCH_PATIENTS):
-        yield scope.batch(patient_ids[start : start + BATCH_PATIENTS])
+    bounds = patient_ids[BATCH_PATIENTS - 1 :: BATCH_PATIENTS]
+    after = None
+    for upto in bounds[: -1 if bounds and bounds[-1] == patient_ids[-1] else None]:
+        yield scope.batch(after, upto)
+        after = upto
+    yield scope.batch(after, None)
 
 
 def _group_sort_key(key: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -585,8 +765,8 @@ class Report:
         self.group_by = group_by
         self.totals = Figures()
 
-    def _batch_groups(self, scope: Scope) -> dict[tuple[Any, ...], Figures]:
-        entries, subjects = live_entries(self.session, scope)
+    def _batch_groups(self, scope: Scope, shared: ReportFacts) -> dict[tuple[Any, ...], Figures]:
+        entries, subjects = live_entries(self.session, scope, shared)
         groups: dict[tuple[Any, ...], Figures] = {}
         for therapy_id, figures in rules.total_by(entries, lambda entry: entry.therapy_id).items():
             groups.setdefault(subjects[therapy_id].key(self.group_by), Figures()).merge(figures)
@@ -597,8 +777,9 @@ class Report:
     def rows(self) -> Iterator[tuple[tuple[Any, ...], Figures]]:
         per_patient = self.group_by in ("patient", "therapy")  # keys start with patient order
         pending: dict[tuple[Any, ...], Figures] = {}
+        shared = ReportFacts(self.session, self.scope)
         for scope in batches(self.session, self.scope):
-            for key, figures in self._batch_groups(scope).items():
+            for key, figures in self._batch_groups(scope, shared).items():
                 pending.setdefault(key, Figures()).merge(figures)
             if per_patient:
                 yield from self._flush(pending)
@@ -619,13 +800,16 @@ class Report:
 def day_rows(session: Session, scope: Scope) -> Iterator[DayRow]:
     """The drill-down: one row per therapy and day with anything on it, by patient, then date,
     then therapy; computed a batch of patients at a time."""
+    shared = ReportFacts(session, scope)
     for batch in batches(session, scope):
-        entries, subjects = live_entries(session, batch)
+        entries, subjects = live_entries(session, batch, shared)
         rows = [
             DayRow(subjects[day.therapy_id], day.day, day.figures, sorted(day.kit_ids), day.rate)
             for day in rules.by_day(entries)
             if not day.figures.is_empty()
         ]
+        del entries
         rows.extend(closed_rows(session, batch))
         rows.sort(key=lambda row: (row.subject.patient_id, row.day, row.subject.therapy_id))
         yield from rows
+        del rows  # not kept while the next batch is computed

@@ -89,7 +89,7 @@ def spread_sums(floor_sum: int, total: int, days: Sequence[date]) -> list[tuple[
 
 def month_bounds(month: str) -> tuple[date, date]:
     """``"2026-03"`` → (2026-03-01, 2026-03-31). ValueError on anything else."""
-    if len(month) != 7 or month[4] != "-" or not (month[:4] + month[5:]).isdigit():
+    if not re.fullmatch(r"[0-9]{4}-[0-9]{2}", month):  # ASCII digits, not any Unicode digit
         raise ValueError("a month is written YYYY-MM")
     first = date(int(month[:4]), int(month[5:]), 1)
     following = date(first.year + first.month // 12, first.month % 12 + 1, 1)
@@ -296,14 +296,16 @@ class Shipment:
 def shipment_entries(shipment: Shipment, first: date, last: date) -> list[Entry]:
     if not shipment.days:  # kits are built from days; the loader never sends one without
         return []
-    therapy_of = dict(shipment.days)
+    # One share per infusion day: two therapies' days on one date are two shares.
+    days = sorted(shipment.days)
+    shares = spread_sums(shipment.floor_sum, shipment.total, [day for day, _ in days])
     entries = []
-    for day, share in spread_sums(shipment.floor_sum, shipment.total, list(therapy_of)):
+    for (day, therapy_id), (_, share) in zip(days, shares, strict=True):
         on = max(day, shipment.moved_on)
         if first <= on <= last and share:
             entries.append(
                 Entry(
-                    therapy_of[day],
+                    therapy_id,
                     on,
                     on,
                     supply_cost=share * shipment.sign,

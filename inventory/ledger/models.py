@@ -134,7 +134,7 @@ class StockDocument(Base):
     actor_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     # The kit the document packs, unpacks (and later dispatches, delivers, takes back).
     kit_id: Mapped[int | None] = mapped_column(ForeignKey("kits.id"), index=True)
-    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     recorded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     actor: Mapped[User] = relationship()

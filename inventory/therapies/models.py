@@ -70,7 +70,7 @@ class InfusionDay(Base):
     site: Mapped[str] = mapped_column(String(32))
     date: Mapped[date] = mapped_column(Date)
     status: Mapped[InfusionDayStatus] = mapped_column(enum_column(InfusionDayStatus))
-    kit_id: Mapped[int | None] = mapped_column(Integer)
+    kit_id: Mapped[int | None] = mapped_column(Integer, index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     version: Mapped[int] = mapped_column(Integer, default=1)
 

@@ -69,6 +69,7 @@ class Month:
     patients: dict[str, Body] = field(default_factory=dict)
     therapies: dict[str, Body] = field(default_factory=dict)
     kits: dict[str, Body] = field(default_factory=dict)
+    templates: dict[str, Body] = field(default_factory=dict)
     pump_serial: str = ""
 
     def ref(self, name: str) -> str:
@@ -107,7 +108,7 @@ def _scan_everything(month: Month, kit: Body) -> None:
         ok(month.warehouse.post(f"/kits/{kit['id']}/scans", body))
 
 
-def _deliver(month: Month, kit: Body, on: date) -> None:
+def deliver(month: Month, kit: Body, on: date) -> None:
     with clock(on) as now:
         route = ok(
             month.warehouse.post(
@@ -144,7 +145,7 @@ def _signature() -> str:
 SIGNATURE = _signature()
 
 
-def _patient(month: Month, payer: Body) -> Body:
+def patient(month: Month, payer: Body) -> Body:
     body = {
         "external_ref": unique("MRN"),
         "name": "Month Patient",
@@ -155,17 +156,17 @@ def _patient(month: Month, payer: Body) -> Body:
     return ok(month.coordinator.post("/patients", body), 201)
 
 
-def _therapy(month: Month, patient: Body, template: Body, **fields: Any) -> Body:
+def therapy(month: Month, patient: Body, template: Body, **fields: Any) -> Body:
     body = {"patient_id": patient["id"], "template_id": template["id"], **fields}
     return ok(month.coordinator.post("/therapies", body), 201)
 
 
-def _days(month: Month, therapy: Body) -> dict[str, Body]:
+def days_of(month: Month, therapy: Body) -> dict[str, Body]:
     page = ok(month.coordinator.get(f"/therapies/{therapy['id']}/infusion-days", limit=500))
     return {row["date"]: row for row in page["items"]}
 
 
-def _kit(month: Month, patient: Body, days: list[Body]) -> Body:
+def packed_kit(month: Month, patient: Body, days: list[Body]) -> Body:
     kit = ok(
         month.warehouse.post(
             "/kits",
@@ -276,9 +277,10 @@ def run_march(as_role: Callable[..., Api], app: Any) -> Month:
             ),
             201,
         )
+        month.templates = {"ert": ert, "infusion": infusion}
         for name, payer in (("A", acme), ("B", acme), ("C", blue)):
-            month.patients[name] = _patient(month, payer)
-        month.therapies["A"] = _therapy(
+            month.patients[name] = patient(month, payer)
+        month.therapies["A"] = therapy(
             month,
             month.patients["A"],
             ert,
@@ -286,7 +288,7 @@ def run_march(as_role: Callable[..., Api], app: Any) -> Month:
             start_date="2026-03-01",
             schedule={"dates": ["2026-03-10", "2026-03-11", "2026-03-20"]},
         )
-        month.therapies["B"] = _therapy(
+        month.therapies["B"] = therapy(
             month,
             month.patients["B"],
             ert,
@@ -295,7 +297,7 @@ def run_march(as_role: Callable[..., Api], app: Any) -> Month:
             start_date="2026-03-01",
             schedule={"dates": ["2026-03-17"]},
         )
-        month.therapies["C"] = _therapy(
+        month.therapies["C"] = therapy(
             month,
             month.patients["C"],
             infusion,
@@ -305,17 +307,17 @@ def run_march(as_role: Callable[..., Api], app: Any) -> Month:
             schedule={"dates": ["2026-03-21"]},
         )
         ok(coordinator.post("/planning/run", {"horizon_days": 31, "site": site}))
-        a_days = _days(month, month.therapies["A"])
-        month.kits["A1"] = _kit(
+        a_days = days_of(month, month.therapies["A"])
+        month.kits["A1"] = packed_kit(
             month, month.patients["A"], [a_days["2026-03-10"], a_days["2026-03-11"]]
         )
-        month.kits["A2"] = _kit(month, month.patients["A"], [a_days["2026-03-20"]])
-        b_days = _days(month, month.therapies["B"])
-        month.kits["B1"] = _kit(month, month.patients["B"], [b_days["2026-03-17"]])
-        c_days = _days(month, month.therapies["C"])
-        month.kits["C1"] = _kit(month, month.patients["C"], [c_days["2026-03-21"]])
+        month.kits["A2"] = packed_kit(month, month.patients["A"], [a_days["2026-03-20"]])
+        b_days = days_of(month, month.therapies["B"])
+        month.kits["B1"] = packed_kit(month, month.patients["B"], [b_days["2026-03-17"]])
+        c_days = days_of(month, month.therapies["C"])
+        month.kits["C1"] = packed_kit(month, month.patients["C"], [c_days["2026-03-21"]])
 
-    _deliver(month, month.kits["A1"], march(9))
+    deliver(month, month.kits["A1"], march(9))
     with clock(march(12)) as now:
         keyed(
             admin,
@@ -338,9 +340,9 @@ def run_march(as_role: Callable[..., Api], app: Any) -> Month:
                 ],
             },
         )
-    _deliver(month, month.kits["B1"], march(16))
-    _deliver(month, month.kits["A2"], march(19))
-    _deliver(month, month.kits["C1"], march(21))
+    deliver(month, month.kits["B1"], march(16))
+    deliver(month, month.kits["A2"], march(19))
+    deliver(month, month.kits["C1"], march(21))
     with clock(march(31)) as now:
         keyed(
             admin,

@@ -26,8 +26,18 @@ from werkzeug.test import TestResponse
 from inventory import create_app
 from inventory.db import Database
 from inventory.users.models import Role
-from tests.api.finance_builders import Month, clock, march, run_march
-from tests.builders import Api, ok, problem, token_for, unique
+from tests.api.finance_builders import (
+    Month,
+    clock,
+    days_of,
+    deliver,
+    march,
+    packed_kit,
+    patient,
+    run_march,
+    therapy,
+)
+from tests.builders import Api, Catalog, ok, problem, token_for, unique
 from tests.conftest import Backend
 
 MARCH: dict[str, Any] = {"from": "2026-03-01", "to": "2026-03-31"}
@@ -920,3 +930,63 @@ def test_admin_and_finance_may_use_every_finance_endpoint(
     ok(api.get("/periods"))
     with clock(APRIL_2):
         ok(api.post("/periods/2026-02/close", {}), 201)
+
+
+# --- equipment at home outside its therapy's dates ----------------------------------------------
+
+
+def test_a_pump_is_a_cost_from_the_day_it_arrives_before_the_therapy_to_the_day_it_comes_back(
+    as_role: Callable[..., Api], app: Flask
+) -> None:
+    """Patient D's pump arrives on 1 April, the day before the therapy starts (2 to 5 April),
+    and stays until it is picked up on 8 April: 1 to 7 April, 7 days at 15.50, all the
+    therapy's, in any period that holds them, though units only count from 2 to 5 April."""
+    month = run_march(as_role, app)
+    april = [date(2026, 4, day) for day in range(1, 9)]
+    with clock(april[0], hour=8):
+        catalog = Catalog(month.warehouse, app)
+        shelf = catalog.location(kind="storage", site=month.site)
+        serial = unique("PUMP")[:20]
+        catalog.receive(month.items["pump"], shelf, 1, unit_cost="2000.0000", serials=[serial])
+        d = month.patients["D"] = patient(month, month.blue)
+        month.therapies["D"] = therapy(
+            month,
+            d,
+            month.templates["infusion"],
+            hcpcs="S9500",
+            start_date="2026-04-02",
+            end_date="2026-04-05",
+            schedule={"dates": ["2026-04-02"]},
+        )
+        ok(month.coordinator.post("/planning/run", {"horizon_days": 10, "site": month.site}))
+        day = days_of(month, month.therapies["D"])["2026-04-02"]
+        kit = packed_kit(month, d, [day])
+        assert {line["serial"] for line in kit["lines"]} >= {serial}
+    deliver(month, kit, april[0])
+    with clock(april[7]) as now:
+        pickup = {"item_id": month.items["pump"]["id"], "serial": serial, "quantity": 1}
+        ok(
+            month.admin.post(
+                f"/kits/{kit['id']}/returns",
+                {"occurred_at": now.isoformat(), "lines": [{**pickup, "condition": "opened"}]},
+                headers={"Idempotency-Key": uuid.uuid4().hex},
+            ),
+            201,
+        )
+
+    def d_row(first: date, last: date) -> dict[str, Any] | None:
+        report = month.report(
+            **{"from": first.isoformat(), "to": last.isoformat()}, group_by="therapy"
+        )
+        rows = [row for row in report["rows"] if row["therapy_id"] == month.therapies["D"]["id"]]
+        return rows[0] if rows else None
+
+    before = d_row(april[0], april[0])  # the therapy has not started: no unit, one pump day
+    assert before is not None
+    assert (before["per_diem_units"], before["equipment_cost"]) == (0, "15.50")
+    after = d_row(april[6], april[7])  # it ended on the 5th; the pump came back on the 8th
+    assert after is not None
+    assert (after["per_diem_units"], after["equipment_cost"]) == (0, "15.50")
+    whole = d_row(april[0], april[7])
+    assert whole is not None
+    assert (whole["per_diem_units"], whole["equipment_cost"]) == (4, "108.50")  # 7 x 15.50

@@ -213,7 +213,19 @@ def test_month_bounds_gives_the_first_and_last_day(month: str, bounds: tuple[dat
 
 @pytest.mark.parametrize(
     "month",
-    ["2026-13", "2026-00", "2026-1", "abcd-ef", "", "2026/03", "2026-3 ", "2026-03-01", " 2026-03"],
+    [
+        "2026-13",
+        "2026-00",
+        "2026-1",
+        "abcd-ef",
+        "",
+        "2026/03",
+        "2026-3 ",
+        "2026-03-01",
+        " 2026-03",
+        "\u0662\u0660\u0662\u0666-\u0660\u0661",  # Arabic-Indic digits: isdigit() but not YYYY-MM
+        "\uff12\uff10\uff12\uff16-\uff10\uff11",
+    ],  # full-width digits
 )
 def test_month_bounds_refuses_anything_but_yyyy_mm(month: str):
     with pytest.raises(ValueError):
@@ -503,6 +515,20 @@ def test_each_share_goes_to_the_therapy_of_its_day_and_zero_shares_are_left_out(
     assert shipment_entries(shipment, *MARCH) == [
         Entry(2, d(3, 3), d(3, 3), supply_cost=2, kit_id=9)
     ]
+
+
+def test_a_kit_with_two_therapies_on_one_date_gives_each_infusion_day_its_share():
+    # A kit of 3 infusion days: therapy 1 on 03-01 and 03-02, therapy 2 also on 03-02.
+    # 1000 cents over 3 days: 333, 333, 334 (the last by date, then therapy).
+    days = ((d(3, 2), 2), (d(3, 1), 1), (d(3, 2), 1))
+    shipment = Shipment(9, days, moved_on=d(3, 1), floor_sum=333, total=1000)
+    entries = shipment_entries(shipment, *MARCH)
+    assert entries == [
+        Entry(1, d(3, 1), d(3, 1), supply_cost=333, kit_id=9),
+        Entry(1, d(3, 2), d(3, 2), supply_cost=333, kit_id=9),
+        Entry(2, d(3, 2), d(3, 2), supply_cost=334, kit_id=9),
+    ]
+    assert sum(entry.supply_cost for entry in entries) == 1000
 
 
 def test_a_shipment_without_days_gives_nothing():
