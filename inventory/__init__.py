@@ -43,6 +43,8 @@ def create_app(
         g.request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
         g.started = time.perf_counter()
 
+    app.before_request(web.hold_unsized_body_to_the_limits)
+
     @app.after_request
     def echo_request_id(response: Response) -> Response:
         response.headers["X-Request-ID"] = g.get("request_id", "")

@@ -18,8 +18,11 @@ Supply and equipment inventory for home infusion pharmacies.
 * Every `/api/v1` operation needs `Authorization: Bearer <token>`; `x-roles` on each operation
   lists the roles that may call it (401 without a valid token, 403 for another role).
 * Errors are RFC 9457 `application/problem+json` with `type`, `title`, `status`, `detail`;
-  validation errors add `errors`, a map from field path (e.g. `lines.0.quantity`) to messages.
+  validation errors add `errors`, a map from field path (e.g. `lines.0.quantity`) to messages,
+  and a conflict may add extension members that say more (e.g. `missing`, `infusion_day_ids`).
 * Every POST accepts `Idempotency-Key`. PATCH honours `If-Match` with the resource's `ETag`.
+* A request body marked required must be sent, even when none of its fields are: without one
+  the answer is 422 (send `{}`).
 * Money is a decimal string (`"12.5000"`), quantities are integers in units of issue.
 * Lists return `{"items": [...], "next_cursor": ...}` and take `limit` (1-500, default 50) and
   `cursor`.

@@ -20,6 +20,9 @@ from inventory.db import Base, UTCDateTime, utcnow
 from inventory.errors import InvalidInput
 
 MAX_KEY_LENGTH = 255
+# The characters validate_key accepts: str.isprintable() over ISO 8859-1, the charset a header
+# value is read in.
+KEY_PATTERN = r"^[\x20-\x7e\xa1-\xac\xae-\xff]+$"
 
 
 class IdempotencyRecord(Base):

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, TypeVar
 
-from marshmallow import Schema, ValidationError, fields, validate
+from marshmallow import INCLUDE, Schema, ValidationError, fields, validate
 from sqlalchemy import BigInteger, Select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
@@ -38,6 +38,16 @@ class StrictInt(fields.Integer):
         return super()._deserialize(value, attr, data, **kwargs)
 
 
+class StrictBool(fields.Boolean):
+    """A JSON boolean: true or false, not 0, 1, "yes" or "true" (marshmallow's Boolean takes
+    those; the spec says boolean)."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
+        if not isinstance(value, bool):
+            raise ValidationError("Not a valid boolean.")
+        return value
+
+
 class QueryInt(fields.Integer):
     """An integer from the query string, within a 32-bit range."""
 
@@ -54,11 +64,33 @@ def Quantity(**kwargs: Any) -> StrictInt:  # noqa: N802
     return StrictInt(minimum=1, maximum=MAX_QUANTITY, **kwargs)
 
 
+# What Text refuses: C0 control characters other than tab, newline and carriage return; DEL.
+_CONTROL = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f"
+TEXT_PATTERN = rf"^[^{_CONTROL}]*$"
+# ...and, when it may not be empty, a value that is all whitespace (\s is what strip() removes).
+NON_BLANK_TEXT_PATTERN = rf"^[^{_CONTROL}]*[^{_CONTROL}\s][^{_CONTROL}]*$"
+
+
 class Text(fields.String):
-    """A bounded string without NUL or other control characters (except tab/newline)."""
+    """A bounded string without NUL or other control characters (except tab/newline), stripped
+    of surrounding whitespace once accepted.
+
+    The spec says all of it: maxLength bounds the string as sent, and, unless a regex validator
+    already restricts the characters (a Code, an HCPCS code), a pattern states the characters
+    refused and, when the field may not be empty, that it is not all whitespace. A regex
+    validator is applied to the string as sent as well, so " AB1" is refused as the spec's
+    pattern says, not accepted as "AB1".
+    """
 
     def __init__(self, *, max_length: int, min_length: int = 1, **kwargs: Any) -> None:
         kwargs.setdefault("validate", validate.Length(min=min_length, max=max_length))
+        validators = kwargs["validate"]
+        validators = validators if isinstance(validators, list | tuple) else [validators]
+        self._max_length = max_length
+        self._regexps = [v for v in validators if isinstance(v, validate.Regexp)]
+        if not self._regexps:
+            pattern = NON_BLANK_TEXT_PATTERN if min_length >= 1 else TEXT_PATTERN
+            kwargs["metadata"] = {"pattern": pattern, **kwargs.get("metadata", {})}
         super().__init__(**kwargs)
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
@@ -67,7 +99,11 @@ class Text(fields.String):
             raise ValidationError("Control characters are not allowed.")
         if any(0xD800 <= ord(ch) <= 0xDFFF for ch in text):
             raise ValidationError("Not valid Unicode text.")
-        return text.strip() if isinstance(text, str) else text
+        if len(text) > self._max_length:
+            raise ValidationError(f"Longer than maximum length {self._max_length}.")
+        for regexp in self._regexps:
+            regexp(text)
+        return text.strip()
 
 
 class Code(Text):
@@ -90,15 +126,14 @@ class MoneyField(fields.Field[Decimal]):
     """Money as a decimal string such as ``"12.5000"``; floats are refused."""
 
     def __init__(self, **kwargs: Any) -> None:
-        kwargs.setdefault(
-            "metadata",
-            {
-                "type": "string",
-                "format": "decimal",
-                "pattern": r"^[0-9]{1,8}(\.[0-9]{1,4})?$",
-                "example": "12.5000",
-            },
-        )
+        # Merged, not defaulted: a field's own description must not drop its type and pattern.
+        kwargs["metadata"] = {
+            "type": "string",
+            "format": "decimal",
+            "pattern": r"^[0-9]{1,8}(\.[0-9]{1,4})?$",
+            "example": "12.5000",
+            **kwargs.get("metadata", {}),
+        }
         super().__init__(**kwargs)
 
     def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> str | None:
@@ -127,6 +162,13 @@ class Timestamp(fields.AwareDateTime):
 
 
 class ProblemSchema(Schema):
+    """RFC 9457 problem details, which may carry extension members (RFC 9457 section 3.2), such
+    as a conflict's ``missing`` lines: ``additionalProperties: true`` in the spec. (A Meta
+    description would make apispec drop additionalProperties, so the API description says it.)"""
+
+    class Meta:
+        unknown = INCLUDE
+
     type = fields.String(required=True)
     title = fields.String(required=True)
     status = fields.Integer(required=True)

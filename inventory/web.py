@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 from collections.abc import Callable
 from copy import deepcopy
@@ -12,6 +13,7 @@ from typing import Any, TypeVar, cast
 from flask import Flask, Response, current_app, g, request
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from inventory import idempotency, metrics
 from inventory.auth import current_caller
@@ -79,7 +81,13 @@ def unit_of_work(view: F) -> F:
 IDEMPOTENCY_PARAMETER = {
     "name": "Idempotency-Key",
     "in": "header",
-    "schema": {"type": "string", "maxLength": idempotency.MAX_KEY_LENGTH},
+    "schema": {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": idempotency.MAX_KEY_LENGTH,
+        # Printable characters (str.isprintable) of the ISO 8859-1 a header value is read in.
+        "pattern": idempotency.KEY_PATTERN,
+    },
     "description": (
         "Repeat a request safely: the same key and body return the first response and change "
         "nothing; the same key with another body is 422. Keys are scoped to the caller and "
@@ -112,10 +120,13 @@ def _request_content() -> bytes:
     send, and a retry of the same upload must still be the same request."""
     if request.mimetype != "multipart/form-data":
         return request.get_data(cache=True)
+    # A part's name is None when its Content-Disposition cannot be read: sort it as "".
     content = {
-        "form": sorted(request.form.items(multi=True)),
+        "form": sorted(
+            ((name or "", value) for name, value in request.form.items(multi=True)),
+        ),
         "files": sorted(
-            (name, upload.filename or "", hashlib.sha256(upload.read()).hexdigest())
+            (name or "", upload.filename or "", hashlib.sha256(upload.read()).hexdigest())
             for name, upload in request.files.items(multi=True)
         ),
     }
@@ -222,8 +233,9 @@ IF_MATCH_PARAMETER = {
     "name": "If-Match",
     "in": "header",
     "required": False,
-    "schema": {"type": "string"},
-    "description": "The ETag you read; a stale one is refused with 412.",
+    # At least one entity tag (or *): a value of only commas and whitespace names none (422).
+    "schema": {"type": "string", "pattern": r"[^\s,]"},
+    "description": "The ETag you read, or *; a stale one is refused with 412.",
 }
 
 
@@ -250,3 +262,34 @@ def honours_if_match(view: F) -> F:
 
     _add_doc(view, wrapper, parameters=[IF_MATCH_PARAMETER])
     return cast(F, wrapper)
+
+
+def hold_unsized_body_to_the_limits() -> None:
+    """A body sent without Content-Length (chunked, as gunicorn hands it over) is read here, up
+    to one byte past its limit: over the limit it is 413, like a sized one. (Werkzeug would
+    stop reading at the limit and hand the view a truncated body as if it were whole.) A body
+    within the limit is kept and given its Content-Length, so every later check sees it as a
+    sized one. The limit is the upload limit for a multipart body, which only an upload view
+    accepts past the ordinary body limit (it checks the length again)."""
+    if request.content_length is not None:
+        return
+    environ = request.environ
+    chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
+    if not (chunked or environ.get("wsgi.input_terminated")):
+        return
+    settings = current_app.config["INVENTORY_SETTINGS"]
+    limit = current_app.config["MAX_CONTENT_LENGTH"]
+    if request.mimetype == "multipart/form-data":
+        limit = max(limit, settings.max_upload_bytes)
+    stream, body = environ["wsgi.input"], bytearray()
+    while len(body) <= limit:
+        chunk = stream.read(min(65536, limit + 1 - len(body)))
+        if not chunk:
+            break
+        body += chunk
+    if len(body) > limit:
+        raise RequestEntityTooLarge()
+    environ["wsgi.input"] = io.BytesIO(bytes(body))
+    environ["CONTENT_LENGTH"] = str(len(body))
+    environ.pop("wsgi.input_terminated", None)
+    environ.pop("HTTP_TRANSFER_ENCODING", None)

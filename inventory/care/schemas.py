@@ -33,7 +33,7 @@ MAX_EQUIPMENT_QUANTITY = 10
 
 def Hcpcs(**kwargs: Any) -> Text:  # noqa: N802 - reads as a field type
     """An HCPCS Level II code such as S9357."""
-    kwargs.setdefault("metadata", {"example": "S9357"})
+    kwargs["metadata"] = {"example": "S9357", **kwargs.get("metadata", {})}
     return Text(
         max_length=5,
         validate=[
@@ -50,15 +50,13 @@ class Multiplier(fields.Field[str]):
     _pattern = re.compile(MULTIPLIER_PATTERN)
 
     def __init__(self, **kwargs: Any) -> None:
-        kwargs.setdefault(
-            "metadata",
-            {
-                "type": "string",
-                "format": "decimal",
-                "pattern": MULTIPLIER_PATTERN,
-                "example": "0.5000",
-            },
-        )
+        kwargs["metadata"] = {
+            "type": "string",
+            "format": "decimal",
+            "pattern": MULTIPLIER_PATTERN,
+            "example": "0.5000",
+            **kwargs.get("metadata", {}),
+        }
         super().__init__(**kwargs)
 
     def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> str | None:

@@ -5,7 +5,7 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from inventory.catalog.models import Category, LocationKind, Tracking
-from inventory.schemas import Code, MoneyField, PageArgs, StrictInt, Text, page_schema
+from inventory.schemas import Code, MoneyField, PageArgs, StrictBool, StrictInt, Text, page_schema
 
 
 class ItemIn(Schema):
@@ -50,7 +50,7 @@ class ItemPatch(Schema):
     reorder_point = StrictInt(maximum=1_000_000)
     reorder_quantity = StrictInt(maximum=1_000_000)
     daily_rate = MoneyField(allow_none=True)
-    active = fields.Boolean()
+    active = StrictBool()
 
 
 class ItemOut(Schema):

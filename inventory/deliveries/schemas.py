@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import numbers
+import re
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
@@ -28,6 +31,41 @@ from inventory.schemas import (
 # Base64 of a 200 kB PNG is 273,068 characters; a little more is let through so that the size
 # check can answer 413 with the real byte count.
 MAX_SIGNATURE_TEXT = 300_000
+
+# Degrees as a decimal string, within range: -90 to 90 and -180 to 180.
+LATITUDE_PATTERN = r"^-?(90(\.0{1,15})?|[1-8]?[0-9](\.[0-9]{1,15})?)$"
+LONGITUDE_PATTERN = r"^-?(180(\.0{1,15})?|(1[0-7][0-9]|[1-9]?[0-9])(\.[0-9]{1,15})?)$"
+
+
+class Coordinate(fields.Field[Decimal]):
+    """Degrees as a JSON number, or as a decimal string (``"30.267153"``) that keeps every
+    digit; the spec says both (``oneOf``) and nothing else is taken: no booleans, no exponent
+    or padded strings, nothing out of range, no NaN."""
+
+    def __init__(self, *, limit: int, pattern: str, example: str, **kwargs: Any) -> None:
+        self._limit = limit
+        self._pattern = re.compile(pattern)
+        kwargs["metadata"] = {
+            "oneOf": [
+                {"type": "number", "minimum": -limit, "maximum": limit},
+                {"type": "string", "pattern": pattern, "example": example},
+            ],
+            **kwargs.get("metadata", {}),
+        }
+        super().__init__(**kwargs)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Decimal:
+        if isinstance(value, str) and self._pattern.fullmatch(value):
+            return Decimal(value)
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise ValidationError("Send degrees as a number or a decimal string.")
+        try:
+            degrees = Decimal(str(value))
+        except InvalidOperation:
+            raise ValidationError("Send degrees as a number or a decimal string.") from None
+        if not degrees.is_finite() or not -self._limit <= degrees <= self._limit:
+            raise ValidationError(f"Must be between -{self._limit} and {self._limit}.")
+        return degrees
 
 
 class RouteIn(Schema):
@@ -129,8 +167,8 @@ class DeliveryIn(Schema):
         validate=validate.Length(min=1, max=MAX_SIGNATURE_TEXT),
         metadata={"description": "PNG as base64, at most 200 kB"},
     )
-    latitude = fields.Decimal(allow_nan=False, metadata={"minimum": -90, "maximum": 90})
-    longitude = fields.Decimal(allow_nan=False, metadata={"minimum": -180, "maximum": 180})
+    latitude = Coordinate(limit=90, pattern=LATITUDE_PATTERN, example="30.267153")
+    longitude = Coordinate(limit=180, pattern=LONGITUDE_PATTERN, example="-97.743057")
     failure_reason = fields.Enum(FailureReason, by_value=True)
     note = Text(max_length=500, allow_none=True)
 
@@ -167,8 +205,13 @@ class DeliveryOut(Schema):
     recipient_name = fields.String(allow_none=True)
     relationship = fields.String(allow_none=True)
     has_signature = fields.Boolean()
-    latitude = fields.Decimal(as_string=True, allow_none=True)
-    longitude = fields.Decimal(as_string=True, allow_none=True)
+    # Sent as decimal strings, every stored digit kept (apispec would call them numbers).
+    latitude = fields.Decimal(
+        as_string=True, allow_none=True, metadata={"type": "string", "format": "decimal"}
+    )
+    longitude = fields.Decimal(
+        as_string=True, allow_none=True, metadata={"type": "string", "format": "decimal"}
+    )
     failure_reason = fields.Enum(FailureReason, by_value=True, allow_none=True)
     note = fields.String(allow_none=True)
     reversed = fields.Boolean()

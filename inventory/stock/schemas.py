@@ -91,7 +91,7 @@ class AdjustmentLineIn(Schema):
         required=True,
         minimum=-MAX_QUANTITY,
         maximum=MAX_QUANTITY,
-        metadata={"description": "Units added (+) or removed (-); never 0"},
+        metadata={"description": "Units added (+) or removed (-); never 0", "not": {"enum": [0]}},
     )
     unit_cost = MoneyField(
         allow_none=True,

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields
 
-from inventory.schemas import Code, Id, PageArgs, Text, page_schema
+from inventory.schemas import Code, Id, PageArgs, StrictBool, Text, page_schema
 from inventory.users.models import Role
 
 
@@ -21,7 +21,7 @@ class UserPatch(Schema):
     role = fields.Enum(Role, by_value=True)
     site = Code(max_length=32, allow_none=True)
     vehicle_location_id = Id(allow_none=True)
-    active = fields.Boolean()
+    active = StrictBool()
 
 
 class UserOut(Schema):

@@ -153,3 +153,38 @@ def test_every_post_accepts_an_idempotency_key_and_every_patch_honours_if_match(
                 assert "If-Match" in headers, path
                 assert "412" in operation["responses"], path
     assert posts >= 8 and patches >= 2
+
+
+def test_a_required_json_body_that_is_missing_is_a_422_problem(app: Flask, warehouse):
+    client = app.test_client()
+    headers = {"Authorization": f"Bearer {warehouse.token}"}
+    item = client.post(
+        "/api/v1/items",
+        json={"sku": "BODY-1", "name": "n", "category": "ppe", "unit": "ea", "tracking": "none"},
+        headers=headers,
+    ).get_json()
+    response = client.patch(f"/api/v1/items/{item['id']}", headers=headers)
+    assert list(problem(response, 422)["errors"]) == ["_schema"]
+    response = client.patch(f"/api/v1/items/{item['id']}", json={}, headers=headers)
+    assert response.status_code == 200
+
+
+def test_a_multipart_part_whose_name_cannot_be_read_is_not_a_500(app: Flask, as_role):
+    finance = as_role("finance")
+    body = (
+        b'--XX\r\nContent-Disposition: form-data; name="%0D\xf0\xbc\x86\xb3"\r\n\r\n{}\r\n'
+        b'--XX\r\nContent-Disposition: form-data; name="file"; filename="c.csv"\r\n\r\nx\r\n'
+        b"--XX--\r\n"
+    )
+    response = app.test_client().post(
+        "/api/v1/reconciliations",
+        data=body,
+        content_type="multipart/form-data; boundary=XX",
+        headers={"Authorization": f"Bearer {finance.token}", "Idempotency-Key": "odd-part-1"},
+    )
+    problem(response, 422)
+
+
+def test_problems_may_carry_extension_members_as_rfc_9457_allows(app: Flask):
+    spec = app.test_client().get("/openapi.json").get_json()
+    assert spec["components"]["schemas"]["Problem"]["additionalProperties"] is True

@@ -101,3 +101,54 @@ def test_a_value_below_its_minimum_is_refused(name, raw, minimum):
 def test_a_database_url_that_is_neither_sqlite_nor_postgres_is_refused(url):
     with pytest.raises(SettingsError, match="INVENTORY_DATABASE_URL"):
         Settings.from_env({"INVENTORY_DATABASE_URL": url})
+
+
+def test_the_business_time_zone_defaults_to_utc():
+    assert Settings.from_env({"INVENTORY_DATABASE_URL": "sqlite://"}).timezone == "UTC"
+    assert Settings().timezone == "UTC"
+
+
+def test_an_empty_business_time_zone_falls_back_to_utc():
+    env = {"INVENTORY_DATABASE_URL": "sqlite://", "INVENTORY_TIMEZONE": ""}
+    assert Settings.from_env(env).timezone == "UTC"
+
+
+@pytest.mark.parametrize("zone", ["America/Chicago", "Europe/Paris", "UTC"])
+def test_an_iana_business_time_zone_is_accepted(zone):
+    env = {"INVENTORY_DATABASE_URL": "sqlite://", "INVENTORY_TIMEZONE": zone}
+    assert Settings.from_env(env).timezone == zone
+
+
+@pytest.mark.parametrize("zone", ["Mars/Olympus", "Central Time", "../../etc/passwd", "/etc/hosts"])
+def test_an_unknown_business_time_zone_is_refused(zone):
+    env = {"INVENTORY_DATABASE_URL": "sqlite://", "INVENTORY_TIMEZONE": zone}
+    with pytest.raises(SettingsError, match="INVENTORY_TIMEZONE must be an IANA time zone"):
+        Settings.from_env(env)
+
+
+def test_the_upload_limit_defaults_to_ten_mebibytes():
+    assert Settings.from_env({"INVENTORY_DATABASE_URL": "sqlite://"}).max_upload_bytes == 10_485_760
+    env = {"INVENTORY_DATABASE_URL": "sqlite://", "INVENTORY_MAX_UPLOAD_BYTES": ""}
+    assert Settings.from_env(env).max_upload_bytes == 10_485_760
+
+
+@pytest.mark.parametrize(("raw", "value"), [("1024", 1024), ("2048", 2048), ("52428800", 52428800)])
+def test_the_upload_limit_is_read_as_an_integer(raw, value):
+    env = {"INVENTORY_DATABASE_URL": "sqlite://", "INVENTORY_MAX_UPLOAD_BYTES": raw}
+    settings = Settings.from_env(env)
+    assert settings.max_upload_bytes == value
+    assert isinstance(settings.max_upload_bytes, int)
+
+
+@pytest.mark.parametrize("raw", ["1023", "0", "-1"])
+def test_an_upload_limit_below_1024_bytes_is_refused(raw):
+    env = {"INVENTORY_DATABASE_URL": "sqlite://", "INVENTORY_MAX_UPLOAD_BYTES": raw}
+    with pytest.raises(SettingsError, match="INVENTORY_MAX_UPLOAD_BYTES must be at least 1024"):
+        Settings.from_env(env)
+
+
+@pytest.mark.parametrize("raw", ["10MB", "1.5", "abc"])
+def test_an_upload_limit_that_is_not_a_whole_number_is_refused(raw):
+    env = {"INVENTORY_DATABASE_URL": "sqlite://", "INVENTORY_MAX_UPLOAD_BYTES": raw}
+    with pytest.raises(SettingsError, match="INVENTORY_MAX_UPLOAD_BYTES must be a whole number"):
+        Settings.from_env(env)

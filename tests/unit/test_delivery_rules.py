@@ -11,6 +11,7 @@ from decimal import Decimal
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from marshmallow import ValidationError
 from PIL import Image, ImageDraw
 
 from inventory.deliveries.models import Condition, Disposition
@@ -25,6 +26,7 @@ from inventory.deliveries.rules import (
     occurred_at_problem,
     take_back,
 )
+from inventory.deliveries.schemas import LATITUDE_PATTERN, LONGITUDE_PATTERN, Coordinate
 
 # --- check_signature -----------------------------------------------------------------------------
 
@@ -335,3 +337,31 @@ def test_two_returns_in_a_row_take_the_same_units_as_one(
         return [chunk.unit_cost for chunk in chunks for _ in range(chunk.quantity)]
 
     assert units(one) + units(two) == units(together)
+
+
+# --- coordinates --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [(30.267153, "30.267153"), (-90, "-90"), ("30.267153", "30.267153"), ("-90.000", "-90.000")],
+)
+def test_a_latitude_is_a_json_number_or_a_decimal_string_in_range(raw, expected):
+    assert Coordinate(limit=90, pattern=LATITUDE_PATTERN, example="0").deserialize(raw) == Decimal(
+        expected
+    )
+
+
+@pytest.mark.parametrize(
+    "raw", [90.5, "90.1", -181, True, None, "1e1", " 30.2", "+5", "\u0661\u0662", float("nan")]
+)
+def test_anything_else_is_not_a_latitude(raw):
+    with pytest.raises(ValidationError):
+        Coordinate(limit=90, pattern=LATITUDE_PATTERN, example="0").deserialize(raw)
+
+
+def test_a_longitude_goes_to_180():
+    field = Coordinate(limit=180, pattern=LONGITUDE_PATTERN, example="0")
+    assert field.deserialize("-180") == Decimal(-180)
+    with pytest.raises(ValidationError):
+        field.deserialize("180.5")

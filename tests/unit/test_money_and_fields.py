@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 
 import pytest
@@ -12,7 +13,11 @@ from inventory.db import Money
 from inventory.errors import InvalidInput
 from inventory.schemas import (
     MAX_INT,
+    NON_BLANK_TEXT_PATTERN,
+    TEXT_PATTERN,
+    Code,
     MoneyField,
+    StrictBool,
     StrictInt,
     Text,
     decode_cursor,
@@ -149,6 +154,60 @@ def test_text_accepts_real_non_ascii_characters():
 def test_text_refuses_empty_blank_or_overlong_values(raw):
     with pytest.raises(ValidationError):
         Text(max_length=10).deserialize(raw)
+
+
+def test_text_bounds_the_string_as_sent_as_the_specs_max_length_says():
+    with pytest.raises(ValidationError, match="maximum length 5"):
+        Text(max_length=5).deserialize("abc   ")
+
+
+def test_a_code_is_matched_as_sent_so_surrounding_spaces_are_refused_as_the_pattern_says():
+    assert Code(max_length=10).deserialize("AB-1") == "AB-1"
+    for raw in (" AB-1", "AB-1 "):
+        with pytest.raises(ValidationError, match="letters, digits"):
+            Code(max_length=10).deserialize(raw)
+
+
+@pytest.mark.parametrize(
+    "raw", ["x", " a ", "line one\n\tline two", "Filtre 0,2 µm", "\x85a", "\x80"]
+)
+def test_the_spec_pattern_of_text_accepts_what_text_accepts(raw):
+    Text(max_length=50).deserialize(raw)
+    assert re.search(NON_BLANK_TEXT_PATTERN, raw)
+
+
+@pytest.mark.parametrize("raw", ["", "   ", "\t\n", "\u2003", "nul\x00", "esc\x1b", "del\x7f"])
+def test_the_spec_pattern_of_text_refuses_what_text_refuses(raw):
+    with pytest.raises(ValidationError):
+        Text(max_length=50).deserialize(raw)
+    assert not re.search(NON_BLANK_TEXT_PATTERN, raw)
+
+
+def test_text_states_its_pattern_in_the_spec_unless_a_regex_restricts_it_already():
+    assert Text(max_length=5).metadata["pattern"] == NON_BLANK_TEXT_PATTERN
+    assert Text(max_length=5, min_length=0).metadata["pattern"] == TEXT_PATTERN
+    assert "pattern" not in Code(max_length=5).metadata
+
+
+def test_money_keeps_its_type_and_pattern_beside_a_description():
+    metadata = MoneyField(metadata={"description": "Cost per day"}).metadata
+    assert metadata["type"] == "string"
+    assert metadata["pattern"].startswith("^[0-9]")
+    assert metadata["description"] == "Cost per day"
+
+
+# --- StrictBool -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("raw", [True, False])
+def test_strict_bool_accepts_json_booleans(raw):
+    assert StrictBool().deserialize(raw) is raw
+
+
+@pytest.mark.parametrize("raw", [0, 1, "true", "yes", "", None, [True]])
+def test_strict_bool_refuses_what_is_not_a_json_boolean(raw):
+    with pytest.raises(ValidationError):
+        StrictBool().deserialize(raw)
 
 
 # --- Cursors ------------------------------------------------------------------------------
