@@ -123,6 +123,17 @@ def handle_domain_error(error: DomainError) -> Response:
     return problem_response(error.problem(), error.headers)
 
 
+def _database_unreachable(error: DBAPIError, sqlstate: str | None) -> bool:
+    """The server went away or is not taking connections: a transient outage, not a bug."""
+    if error.connection_invalidated:  # SQLAlchemy saw the connection drop
+        return True
+    if sqlstate is not None:
+        # connection_exception (08...), admin_shutdown, crash_shutdown, cannot_connect_now
+        return sqlstate.startswith("08") or sqlstate in ("57P01", "57P02", "57P03")
+    # psycopg raises OperationalError without a SQLSTATE when it cannot connect at all.
+    return isinstance(error, OperationalError) and type(error.orig).__module__.startswith("psycopg")
+
+
 def _database_error(error: DBAPIError) -> DomainError | None:
     retry_after = int(current_app.config["INVENTORY_SETTINGS"].retry_after_seconds)
     if isinstance(error, OperationalError) and "database is locked" in str(error.orig):
@@ -130,6 +141,11 @@ def _database_error(error: DBAPIError) -> DomainError | None:
             "The database is busy with other writes; retry shortly.", retry_after=retry_after
         )
     sqlstate = getattr(error.orig, "sqlstate", None)
+    if _database_unreachable(error, sqlstate):
+        return ServiceBusy(
+            "The database cannot be reached just now (restarting or failing over); retry shortly.",
+            retry_after=retry_after,
+        )
     if sqlstate in _BUSY_SQLSTATES:
         return ServiceBusy(
             f"The request could not finish because {_BUSY_SQLSTATES[sqlstate]}; retry shortly.",

@@ -43,6 +43,17 @@ def test_ready_answers_503_when_the_database_does_not_answer():
     problem(app.test_client().get("/ready"), 503)
 
 
+def test_an_api_call_while_postgresql_cannot_be_reached_is_a_503_with_retry_after():
+    """A restart or failover is an outage to retry, not an internal error (psycopg raises an
+    OperationalError without a SQLSTATE when it cannot connect)."""
+    settings = Settings(database_url="postgresql+psycopg://nobody@127.0.0.1:1/none")
+    app = create_app(settings)
+    response = app.test_client().get("/api/v1/me", headers={"Authorization": "Bearer x" * 3})
+    body = problem(response, 503)
+    assert "retry" in body["detail"]
+    assert int(response.headers["Retry-After"]) > 0
+
+
 def test_the_committed_openapi_file_is_what_the_code_generates_and_is_valid():
     committed = (ROOT / "openapi" / "openapi.yaml").read_text(encoding="utf-8")
     assert committed == render_openapi(), "run: inventory openapi write"
