@@ -27,7 +27,6 @@ from sqlalchemy import (
     select,
     text,
     type_coerce,
-    union_all,
 )
 from sqlalchemy.orm import Session
 
@@ -250,19 +249,10 @@ class ReportFacts:
     def _shipment_query(self) -> Select[Any]:
         first_at = _start_of(self.session, self.scope.first)
         end_at = _start_of(self.session, self.scope.last + timedelta(days=1))
-        # The kits' documents of the period, and those of earlier for kits with days in it:
-        # each found by an index (when it happened; the kit), not by scanning every movement.
-        documents = union_all(
-            select(StockDocument.id).where(
-                StockDocument.occurred_at >= first_at,
-                StockDocument.occurred_at < end_at,
-                StockDocument.kit_id.is_not(None),
-            ),
-            select(StockDocument.id)
-            .join(Kit, Kit.id == StockDocument.kit_id)
-            .where(Kit.last_day >= self.scope.first, StockDocument.occurred_at < first_at),
-        ).subquery()
-        moved_in_period = StockDocument.id.in_(select(documents.c.id))
+        moved_in_period = and_(
+            StockDocument.occurred_at < end_at,
+            or_(StockDocument.occurred_at >= first_at, Kit.last_day >= self.scope.first),
+        )
         kits = kit_days_subquery(
             self._narrow(
                 select(StockDocument.kit_id)

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import bisect
 import csv
+import functools
 import io
 import re
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
@@ -146,7 +147,9 @@ class FeeSchedule:
         return [(start, end, self.in_force(start)) for start, end in zip(bounds, ends, strict=True)]
 
 
+@functools.lru_cache(maxsize=4096)
 def daily_revenue(rate: Rate | None, multiplier: Decimal) -> int:
+    """A day's expected revenue in cents (the same few rates over and over: cached)."""
     return 0 if rate is None else to_cents(rate.rate * multiplier)
 
 
