@@ -31,7 +31,8 @@ way. The report and the SQL must agree to the cent, per patient and in total: th
 cross-checks the implementation, and the run exits non-zero if it does not hold. Then the peak
 Python memory (tracemalloc) while streaming the yearly drill-down CSV for site SMALL and for
 every site (ten times the rows), and the yearly report CSV grouped by therapy likewise. The
-report works a batch of ``costing.BATCH_PATIENTS`` patients at a time, so that ratio compares
+report works a batch of ``costing.BATCH_PATIENT_DAYS`` patient-days (100 patients for a year) at
+a time, so that ratio compares
 batches, not sites, unless SMALL spans as many batches as the rest: with ``--quick`` SMALL is
 10 patients against 100, a ratio that says little.
 """
@@ -1230,7 +1231,7 @@ def run(database_url: str, patients: int) -> dict[str, Any]:
         }
     database.dispose()
     result |= {
-        "batch_patients": costing.BATCH_PATIENTS,
+        "batch_patient_days": costing.BATCH_PATIENT_DAYS,
         "totals_match": matched,
         "target_ratio": 2.0,
         "target_year_report_seconds": 2.0,

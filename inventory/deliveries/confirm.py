@@ -87,6 +87,9 @@ def confirm(
     """Record a delivery (stock vehicle → patient, days delivered, equipment at the patient
     from that moment) or a failed stop (the kit stays on the vehicle)."""
     now = now or utcnow()
+    outcome: Outcome = payload["outcome"]
+    # The signature pad is checked (and stored) before the locks: it is the slow part.
+    signature = _signature(session, payload["signature"]) if outcome is Outcome.DELIVERED else None
     kit = _lock(session, kit)
     stop = current_stop(session, kit.id)
     if (
@@ -105,7 +108,6 @@ def confirm(
     problem = occurred_at_problem(occurred_at, now, route.dispatched_at)
     if problem:
         raise InvalidInput.field("occurred_at", problem)
-    outcome: Outcome = payload["outcome"]
     delivery = Delivery(
         kit_id=kit.id,
         stop_id=stop.id,
@@ -120,7 +122,7 @@ def confirm(
     if outcome is Outcome.DELIVERED:
         delivery.recipient_name = payload["recipient_name"]
         delivery.relationship_to_patient = payload["relationship"]
-        delivery.signature = _signature(session, payload["signature"])
+        delivery.signature = signature
         delivery.document_id = _hand_over(session, caller, kit, occurred_at).id
         kit.status = KitStatus.DELIVERED
         kit.vehicle_location_id = None
@@ -290,6 +292,7 @@ def reverse(session: Session, caller: Caller, kit: Kit, reason: str) -> Delivery
                 lot=m.lot,
                 serial_unit=m.serial_unit,
                 unit_cost=m.unit_cost,
+                stays_held=True,  # back on the van in the kit, under its reservations
             )
             for m in handed
         ],

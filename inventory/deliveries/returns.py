@@ -15,9 +15,11 @@ from inventory.catalog.models import Item, Location, LocationKind, Tracking
 from inventory.db import utcnow
 from inventory.deliveries.models import (
     Condition,
+    Delivery,
     Disposition,
     KitReturn,
     KitReturnLine,
+    Outcome,
     Route,
     RouteStatus,
     RouteStop,
@@ -98,6 +100,18 @@ def record_return(session: Session, caller: Caller, kit: Kit, payload: dict[str,
     if kit.status not in (KitStatus.DELIVERED, KitStatus.RETURNED):
         raise Conflict(
             f"Kit {kit.number} is {kit.status.value}; only a delivered kit takes returns."
+        )
+    delivered_at = session.scalar(
+        select(Delivery.occurred_at)
+        .where(Delivery.kit_id == kit.id, Delivery.outcome == Outcome.DELIVERED)
+        .order_by(Delivery.id.desc())
+        .limit(1)
+    )
+    if delivered_at is not None and occurred_at < delivered_at:
+        raise InvalidInput.field(
+            "occurred_at",
+            f"is before kit {kit.number} was delivered ({delivered_at.isoformat()}); "
+            "goods come back no earlier than they left",
         )
     delivered, back = at_patient(session, kit)
     document = StockDocument(

@@ -243,7 +243,14 @@ def dispatch(session: Session, caller: Caller, route: Route, if_match: str | Non
         assert source is not None
         legs = [
             Leg(
-                r.item, r.quantity, source, vehicle, lot=r.lot, serial_unit=r.serial_unit, held=True
+                r.item,
+                r.quantity,
+                source,
+                vehicle,
+                lot=r.lot,
+                serial_unit=r.serial_unit,
+                held=True,
+                stays_held=True,
             )
             for r in kits.kit_reservations(session, kit.id)
             if r.status is ReservationStatus.PICKED

@@ -14,7 +14,7 @@ from inventory.db import utcnow
 from inventory.equipment.models import EquipmentEvent
 from inventory.equipment.rules import StatusChange, allowed_from, legal_move, patient_periods
 from inventory.errors import Conflict, NotFound
-from inventory.kits.models import Kit, KitStatus
+from inventory.kits.models import IN_OUR_HANDS, Kit
 from inventory.ledger.models import (
     DocumentType,
     EquipmentStatus,
@@ -28,8 +28,6 @@ from inventory.ledger.models import (
 from inventory.ledger.service import Leg, lock_items, post_movements, release
 from inventory.schemas import paginate
 from inventory.web import check_etag, etag_of
-
-IN_OUR_HANDS = (KitStatus.OPEN, KitStatus.PACKED, KitStatus.DISPATCHED, KitStatus.FAILED)
 
 
 def etag(unit: SerialUnit) -> str:

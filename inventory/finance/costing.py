@@ -27,6 +27,7 @@ from sqlalchemy import (
     select,
     text,
     type_coerce,
+    union,
 )
 from sqlalchemy.orm import Session
 
@@ -249,10 +250,33 @@ class ReportFacts:
     def _shipment_query(self) -> Select[Any]:
         first_at = _start_of(self.session, self.scope.first)
         end_at = _start_of(self.session, self.scope.last + timedelta(days=1))
-        moved_in_period = and_(
-            StockDocument.occurred_at < end_at,
-            or_(StockDocument.occurred_at >= first_at, Kit.last_day >= self.scope.first),
-        )
+        # A kit's supplies cost its infusion days, or the day they arrived if that was later
+        # (:func:`rules.shipment_entries`): only documents dated in the period, or of kits
+        # still running into it, can cost anything in it.
+        moved_in_period: ColumnElement[bool]
+        if (self.scope.last - self.scope.first).days < INDEXED_PERIOD_DAYS:
+            # A short period reads its own documents through their indexes: those dated in
+            # it, and those of kits with an infusion day in it.
+            kits_with_days = select(InfusionDay.kit_id).where(
+                InfusionDay.date >= self.scope.first,
+                InfusionDay.date <= self.scope.last,
+                InfusionDay.kit_id.is_not(None),
+            )
+            moved_in_period = StockDocument.id.in_(
+                union(
+                    select(StockDocument.id).where(
+                        StockDocument.occurred_at >= first_at, StockDocument.occurred_at < end_at
+                    ),
+                    select(StockDocument.id).where(
+                        StockDocument.kit_id.in_(kits_with_days), StockDocument.occurred_at < end_at
+                    ),
+                )
+            )
+        else:  # a long one reads most documents: one filtered scan is quicker
+            moved_in_period = and_(
+                StockDocument.occurred_at < end_at,
+                or_(StockDocument.occurred_at >= first_at, Kit.last_day >= self.scope.first),
+            )
         kits = kit_days_subquery(
             self._narrow(
                 select(StockDocument.kit_id)
@@ -692,7 +716,13 @@ def closed_rows(session: Session, scope: Scope) -> Iterator[DayRow]:
         )
 
 
-BATCH_PATIENTS = 100
+# Patients times days in the period per batch: about 100 patients for a year's report, and
+# more for a shorter period (a month takes about 1,200 in one batch).
+BATCH_PATIENT_DAYS = 100 * 366
+# Periods shorter than this read their documents through indexes (see _shipment_query): a
+# month so reads a month's movements, a year one scan. Measured on the report benchmark: June
+# 0.67 s by the scan, 0.46 s by the indexes; the year 2.3 s by the scan, 2.7 s by the indexes.
+INDEXED_PERIOD_DAYS = 62
 REPORT_WORK_MEM = "64MB"
 
 
@@ -711,8 +741,9 @@ def scope_for(
 def batches(session: Session, scope: Scope) -> Iterator[Scope]:
     """The scope cut into consecutive ranges of patient ids, in patient order, so a report of
     any size is computed (and streamed) a range at a time, in bounded memory. The ranges cover
-    every patient id; they are cut so each holds about ``BATCH_PATIENTS`` of the patients on
-    therapy in the period (or in a closed month of it)."""
+    every patient id; they are cut so each holds about ``BATCH_PATIENT_DAYS`` divided by the
+    days in the period of the patients on therapy in the period (or in a closed month of it):
+    the patient-days, and so the memory, of a batch stay about the same whatever the period."""
     if scope.patient_ids is not None:
         yield scope
         return
@@ -732,7 +763,9 @@ def batches(session: Session, scope: Scope) -> Iterator[Scope]:
             frozen = frozen.where(ClosedDay.site == scope.site)
         query = on_therapy.union(frozen)  # type: ignore[assignment]
     patient_ids = sorted(set(session.scalars(query)))
-    bounds = patient_ids[BATCH_PATIENTS - 1 :: BATCH_PATIENTS]
+    days = (scope.last - scope.first).days + 1
+    size = max(1, BATCH_PATIENT_DAYS // days)
+    bounds = patient_ids[size - 1 :: size]
     after = None
     for upto in bounds[: -1 if bounds and bounds[-1] == patient_ids[-1] else None]:
         yield scope.batch(after, upto)

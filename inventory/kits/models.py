@@ -30,6 +30,10 @@ class KitStatus(enum.StrEnum):
     CANCELLED = "cancelled"
 
 
+# Kits still in the pharmacy's hands. Their picked units lie on the kit's staging bench or in
+# the van (``vehicle_location`` if set, else ``staging_location``), counted in its ``reserved``.
+IN_OUR_HANDS = (KitStatus.OPEN, KitStatus.PACKED, KitStatus.DISPATCHED, KitStatus.FAILED)
+
 KIT_NUMBER_PREFIX = "K"
 
 

@@ -6,6 +6,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from inventory.catalog.models import Item, Tracking
+from inventory.kits.models import IN_OUR_HANDS, Kit
 from inventory.ledger.models import (
     Balance,
     CostLayer,
@@ -66,6 +67,14 @@ def ledger_discrepancies(session: Session) -> list[str]:
     ).all():
         key = (reservation.item_id, reservation.lot_id, reservation.location_id)
         by_reservations[key] = by_reservations.get(key, 0) + reservation.quantity
+    where_kit_is = func.coalesce(Kit.vehicle_location_id, Kit.staging_location_id)
+    for item_id, lot_id, location_id, quantity in session.execute(
+        select(Reservation.item_id, Reservation.lot_id, where_kit_is, Reservation.quantity)
+        .join(Kit, Reservation.kit_id == Kit.id)
+        .where(Reservation.status == ReservationStatus.PICKED, Kit.status.in_(IN_OUR_HANDS))
+    ):  # a kit's picked units, held on its bench or van
+        key = (int(item_id), lot_id, int(location_id))
+        by_reservations[key] = by_reservations.get(key, 0) + int(quantity)
     serial_items = set(
         session.scalars(select(Item.id).where(Item.tracking == Tracking.SERIAL)).all()
     )

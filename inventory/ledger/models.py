@@ -235,10 +235,11 @@ class ReservationStatus(enum.StrEnum):
 class Reservation(Base):
     """Units held for an infusion day (supplies) or a therapy's course (serial equipment).
 
-    Active: held in storage. Picked: packed into a kit and moved out of storage (no longer
-    counted in any balance's ``reserved``). Released: given up. While active, its quantity
-    counts in the balance's ``reserved`` at (item, lot, location); only the ledger's hold,
-    release and pick functions change either.
+    Active: held in storage; its quantity counts in the balance's ``reserved`` at (item, lot,
+    location). Picked: packed into a kit and moved out of storage; while the kit is in the
+    pharmacy's hands its units count in the ``reserved`` of the kit's bench or van, and once
+    delivered in none. Released: given up. Only the ledger (hold, release, pick and the held
+    legs of :func:`~inventory.ledger.service.post_movements`) changes either.
     """
 
     __tablename__ = "reservations"

@@ -21,7 +21,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import and_, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from inventory.catalog.models import Item, Location, Tracking
@@ -68,9 +68,13 @@ class Leg:
     serial_unit: SerialUnit | None = None
     # The purchase cost of units entering stock from outside (a supplier, a found count).
     unit_cost: Decimal | None = None
-    # The units move under their own reservation (a kit being packed or put back): a
-    # reserved serial unit may go; supplies were already taken off ``reserved`` by pick().
+    # The units move under their kit's reservations: they are counted in the source's
+    # ``reserved`` (storage until the kit is packed, then its bench or van) and leave that
+    # count with them; a reserved serial unit may go.
     held: bool = False
+    # The units stay held where they land (a packed kit's bench or van): they count in the
+    # destination's ``reserved``, so no transfer, adjustment or other kit can take them.
+    stays_held: bool = False
 
 
 def _describe(item: Item, lot: Lot | None) -> str:
@@ -86,21 +90,58 @@ def lock_items(session: Session, item_ids: Sequence[int]) -> None:
         ).all()
 
 
+Place = tuple[int, int | None, int]  # (item id, lot id, location id)
+
+
+def _place(item: Item, lot: Lot | None, location: Location) -> Place:
+    return (item.id, lot.id if lot else None, location.id)
+
+
 class _Posting:
+    """One document's legs, worked out in memory: the balances and cost layers of every place
+    the legs touch are read in two statements (under the item locks), and every change goes
+    to the database in one flush, so a posting costs the same few round trips however many
+    lines it has."""
+
     def __init__(self, session: Session, document: StockDocument, movement_type: MovementType):
         self.session = session
         self.document = document
         self.movement_type = movement_type
         self.movements: list[Movement] = []
+        self.balances: dict[Place, Balance] = {}
+        self.layers: dict[Place, list[CostLayer]] = {}
+
+    def load(self, legs: Sequence[Leg]) -> None:
+        places = sorted(
+            {
+                _place(leg.item, leg.lot, end)
+                for leg in legs
+                for end in (leg.source, leg.destination)
+                if isinstance(end, Location)
+            },
+            key=lambda place: (place[0], place[1] or 0, place[2]),
+        )
+        if not places:
+            return
+        for balance in self.session.scalars(
+            select(Balance)
+            .where(_at_places(Balance, places))
+            .execution_options(populate_existing=True)
+        ):
+            self.balances[(balance.item_id, balance.lot_id, balance.location_id)] = balance
+        if not any(leg.serial_unit is None for leg in legs):
+            return
+        self.layers = {place: [] for place in places}
+        for layer in self.session.scalars(
+            select(CostLayer)
+            .where(_at_places(CostLayer, places))
+            .order_by(CostLayer.received_at, CostLayer.id)
+            .execution_options(populate_existing=True)
+        ):
+            self.layers[(layer.item_id, layer.lot_id, layer.location_id)].append(layer)
 
     def balance(self, item: Item, lot: Lot | None, location: Location) -> Balance | None:
-        query = (
-            select(Balance)
-            .where(Balance.item_id == item.id, Balance.location_id == location.id)
-            .where(Balance.lot_id.is_(None) if lot is None else Balance.lot_id == lot.id)
-            .execution_options(populate_existing=True)
-        )
-        return self.session.scalars(query).one_or_none()
+        return self.balances.get(_place(item, lot, location))
 
     def balance_for_update(self, item: Item, lot: Lot | None, location: Location) -> Balance:
         balance = self.balance(item, lot, location)
@@ -109,6 +150,7 @@ class _Posting:
                 item=item, lot=lot, location=location, site=location.site, on_hand=0, reserved=0
             )
             self.session.add(balance)
+            self.balances[_place(item, lot, location)] = balance
         return balance
 
     def site_of(self, leg: Leg) -> str:
@@ -149,6 +191,14 @@ class _Posting:
         balance = self.balance(leg.item, leg.lot, location)
         on_hand = balance.on_hand if balance else 0
         reserved = balance.reserved if balance else 0
+        if leg.held:  # the kit's own units, counted in reserved here
+            if balance is None or leg.quantity > min(reserved, on_hand):
+                raise RuntimeError(
+                    f"{_describe(leg.item, leg.lot)} at {location.code}: {leg.quantity} held "
+                    f"units should be here, {reserved} reserved of {on_hand} on hand"
+                )
+            balance.reserved -= leg.quantity
+            reserved -= leg.quantity
         available = on_hand - reserved
         if leg.quantity > available:
             held = f" ({reserved} of {on_hand} on hand are reserved)" if reserved else ""
@@ -173,30 +223,28 @@ class _Posting:
             if unit.status is EquipmentStatus.RESERVED and not leg.held:
                 raise Conflict(f"Serial {unit.serial} is reserved for a therapy; release it first")
             return [_Chunk(1, unit.unit_cost, self.document.occurred_at)]
-        layers = self.session.scalars(
-            select(CostLayer)
-            .where(
-                CostLayer.item_id == leg.item.id,
-                CostLayer.location_id == location.id,
-                CostLayer.quantity > 0,
-            )
-            .where(
-                CostLayer.lot_id.is_(None) if leg.lot is None else CostLayer.lot_id == leg.lot.id
-            )
-            .order_by(CostLayer.received_at, CostLayer.id)
-            .execution_options(populate_existing=True)
-        ).all()
-        by_id = {layer.id: layer for layer in layers}
+        # Oldest first; a layer this posting created (no id yet) after the stored ones.
+        layers = sorted(
+            (
+                layer
+                for layer in self.layers[_place(leg.item, leg.lot, location)]
+                if layer.quantity > 0
+            ),
+            key=lambda layer: (layer.received_at, layer.id is None, layer.id or 0),
+        )
         try:
             takes = take_first_in_first_out(
-                (LayerStock(layer.id, layer.quantity, layer.unit_cost) for layer in layers),
+                (
+                    LayerStock(index, layer.quantity, layer.unit_cost)
+                    for index, layer in enumerate(layers)
+                ),
                 leg.quantity,
             )
         except NotEnoughInLayers as error:  # balances and layers disagree: never expected
             raise RuntimeError(f"cost layers out of step with balance: {error}") from error
         chunks: list[_Chunk] = []
         for take in takes:
-            layer = by_id[take.layer_id]
+            layer = layers[take.layer_id]
             layer.quantity -= take.quantity
             chunks.append(_Chunk(take.quantity, take.unit_cost, layer.received_at))
         return chunks
@@ -204,21 +252,21 @@ class _Posting:
     def put_in(self, leg: Leg, location: Location, chunks: list[_Chunk]) -> None:
         balance = self.balance_for_update(leg.item, leg.lot, location)
         balance.on_hand += sum(chunk.quantity for chunk in chunks)
+        if leg.stays_held:
+            balance.reserved += leg.quantity
         if leg.serial_unit is not None:
             leg.serial_unit.location_id = location.id
             return
+        here = self.layers[_place(leg.item, leg.lot, location)]
         for chunk in chunks:
-            layer = self.session.scalars(
-                select(CostLayer).where(
-                    CostLayer.item_id == leg.item.id,
-                    CostLayer.location_id == location.id,
-                    CostLayer.unit_cost == chunk.unit_cost,
-                    CostLayer.received_at == chunk.received_at,
-                    CostLayer.lot_id.is_(None)
-                    if leg.lot is None
-                    else CostLayer.lot_id == leg.lot.id,
-                )
-            ).first()
+            layer = next(
+                (
+                    layer
+                    for layer in here
+                    if layer.unit_cost == chunk.unit_cost and layer.received_at == chunk.received_at
+                ),
+                None,
+            )
             if layer is None:
                 layer = CostLayer(
                     item_id=leg.item.id,
@@ -229,6 +277,7 @@ class _Posting:
                     quantity=0,
                 )
                 self.session.add(layer)
+                here.append(layer)
             layer.quantity += chunk.quantity
 
     def post(self, leg: Leg) -> None:
@@ -294,6 +343,7 @@ def post_movements(
     refuse_closed_period(session, document.occurred_at)
     lock_items(session, [leg.item.id for leg in legs])
     posting = _Posting(session, document, movement_type)
+    posting.load(legs)
     for leg in legs:
         posting.post(leg)
     session.flush()
@@ -316,12 +366,45 @@ def _balance_for(session: Session, item_id: int, lot_id: int | None, location_id
     return balance
 
 
+def _at_places(model: type[Balance] | type[CostLayer], places: Sequence[Place]) -> Any:
+    """The WHERE clause for the rows of ``model`` at these (item, lot, location) places."""
+    return or_(
+        *(
+            and_(
+                model.item_id == item_id,
+                model.location_id == location_id,
+                model.lot_id.is_(None) if lot_id is None else model.lot_id == lot_id,
+            )
+            for item_id, lot_id, location_id in places
+        )
+    )
+
+
 def _count_reserved(session: Session, wanted: dict[tuple[int, int | None, int], int]) -> None:
-    """Add ``wanted`` units to the balances' reserved counts, refusing to exceed on hand."""
+    """Add ``wanted`` units to the balances' reserved counts, refusing to exceed on hand.
+    The balances are read in one statement; all are checked before any is changed, so a
+    refusal leaves them as they were; the updates go in one flush."""
+    balances = (
+        {
+            (b.item_id, b.lot_id, b.location_id): b
+            for b in session.scalars(
+                select(Balance)
+                .where(_at_places(Balance, list(wanted)))
+                .execution_options(populate_existing=True)
+            ).all()
+        }
+        if wanted
+        else {}
+    )
     for (item_id, lot_id, location_id), quantity in sorted(
         wanted.items(), key=lambda entry: (entry[0][0], entry[0][1] or 0, entry[0][2])
     ):
-        balance = _balance_for(session, item_id, lot_id, location_id)
+        balance = balances.get((item_id, lot_id, location_id))
+        if balance is None:
+            raise InsufficientStock(
+                f"Nothing of item {item_id} is at location {location_id} to reserve.",
+                extra={"item_id": item_id, "location_id": location_id, "available": 0},
+            )
         available = balance.on_hand - balance.reserved
         if available < quantity:
             raise InsufficientStock(
@@ -334,7 +417,8 @@ def _count_reserved(session: Session, wanted: dict[tuple[int, int | None, int], 
                     "available": available,
                 },
             )
-        balance.reserved += quantity
+    for key, quantity in wanted.items():
+        balances[key].reserved += quantity
 
 
 def hold(session: Session, reservations: Sequence[Reservation]) -> None:
@@ -368,11 +452,15 @@ def hold(session: Session, reservations: Sequence[Reservation]) -> None:
             session.expire(unit, ["status", "version"])
 
 
-def hold_many(session: Session, rows: Sequence[dict[str, Any]]) -> None:
-    """:func:`hold` for many supply reservations at once (planning runs): one INSERT."""
+def hold_many(
+    session: Session, rows: Sequence[dict[str, Any]], *, items_locked: bool = False
+) -> None:
+    """:func:`hold` for many supply reservations at once (planning runs): one INSERT.
+    ``items_locked``: the caller already holds :func:`lock_items` on every item in ``rows``."""
     if not rows:
         return
-    lock_items(session, [row["item_id"] for row in rows])
+    if not items_locked:
+        lock_items(session, [row["item_id"] for row in rows])
     wanted: dict[tuple[int, int | None, int], int] = {}
     for row in rows:
         if row.get("serial_unit_id") is not None:
@@ -388,18 +476,27 @@ def hold_many(session: Session, rows: Sequence[dict[str, Any]]) -> None:
     )
 
 
-def release(session: Session, reservations: Sequence[Reservation], reason: str) -> int:
-    """Release reservations. Active ones give their units back to available; picked ones
-    (already moved out of storage by :func:`pick`) just end. Returns how many ended."""
+def release(
+    session: Session,
+    reservations: Sequence[Reservation],
+    reason: str,
+    picked_at: Location | None = None,
+) -> int:
+    """Release reservations. Active ones give their units back to available. Picked ones
+    (moved out of storage by :func:`pick`) end; if their units still lie ``picked_at`` (a
+    packed kit's bench, say), they stop being held there. Units already moved on (put back,
+    or delivered) are not counted anywhere. Returns how many ended."""
     ending = [r for r in reservations if r.status is not ReservationStatus.RELEASED]
     if not ending:
         return 0
     lock_items(session, [r.item_id for r in ending])
     for reservation in ending:
         if reservation.status is ReservationStatus.ACTIVE:
-            balance = _balance_for(
-                session, reservation.item_id, reservation.lot_id, reservation.location_id
-            )
+            held_at: int | None = reservation.location_id
+        else:
+            held_at = picked_at.id if picked_at is not None else None
+        if held_at is not None:
+            balance = _balance_for(session, reservation.item_id, reservation.lot_id, held_at)
             balance.reserved -= reservation.quantity
         reservation.status = ReservationStatus.RELEASED
         reservation.released_at = utcnow()
@@ -418,17 +515,13 @@ def pick(
 ) -> list[Movement]:
     """Move reserved units out of storage under their own reservations (packing a kit).
 
-    Each active reservation stops counting in ``reserved`` and becomes picked; its units
-    move from the reservation's location to ``destination`` at their FIFO cost. Serial
-    units stay ``reserved`` for their therapy.
+    Each active reservation becomes picked; its units move from the reservation's location
+    to ``destination`` at their FIFO cost, and stay reserved there (moved from the shelf's
+    ``reserved`` count to the bench's) until they are delivered or put back. Serial units
+    stay ``reserved`` for their therapy.
     """
     active = [r for r in reservations if r.status is ReservationStatus.ACTIVE]
-    lock_items(session, [r.item_id for r in active])
     for reservation in active:
-        balance = _balance_for(
-            session, reservation.item_id, reservation.lot_id, reservation.location_id
-        )
-        balance.reserved -= reservation.quantity
         reservation.status = ReservationStatus.PICKED
     legs = [
         Leg(
@@ -439,6 +532,7 @@ def pick(
             lot=r.lot,
             serial_unit=r.serial_unit,
             held=True,
+            stays_held=True,
         )
         for r in active
     ]
@@ -452,8 +546,9 @@ def put_back(
     source: Location,
     reason: str,
 ) -> list[Movement]:
-    """Undo :func:`pick`: picked units go from ``source`` back to where each reservation
-    took them from, and the reservations end (serial units become available again)."""
+    """Undo :func:`pick`: picked units go from ``source`` (the kit's bench or van, where they
+    are held) back to where each reservation took them from, free again, and the
+    reservations end (serial units become available again)."""
     picked = [r for r in reservations if r.status is ReservationStatus.PICKED]
     legs = [
         Leg(r.item, r.quantity, source, r.location, lot=r.lot, serial_unit=r.serial_unit, held=True)

@@ -1,9 +1,10 @@
 """Planning: reserve template supplies for infusion days (FEFO), and course equipment.
 
-A run locks every item it may reserve (the ledger's lock order), reads what is available,
-allocates with the pure FEFO rule, and holds the result through the ledger, so two planners
-racing for the last units can never reserve more than there is. Statements per run are
-bounded: nothing is queried per infusion day.
+A run reads what is available and allocates with the pure FEFO rule, then locks every item
+it may reserve (the ledger's lock order), checks that the days and the stock it drew on are
+as it read them (drafting again under the locks if not), and holds the result through the
+ledger, so two planners racing for the last units can never reserve more than there is.
+Statements per run are bounded: nothing is queried per infusion day.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from sqlalchemy.orm import Session, selectinload
 from inventory.care.models import KitTemplate, TemplateEquipment
 from inventory.catalog.models import Item, Location, LocationKind
 from inventory.db import utcnow
-from inventory.errors import Conflict
+from inventory.errors import Conflict, InsufficientStock
 from inventory.ledger.models import (
     Balance,
     CostLayer,
@@ -223,46 +224,106 @@ def _set_status(session: Session, day_ids: Sequence[int], status: InfusionDaySta
         )
 
 
+@dataclass
+class _Draft:
+    """A FEFO allocation for some days, and what it was drawn from."""
+
+    days: list[InfusionDay]
+    versions: list[tuple[int, InfusionDayStatus, int]]  # (day id, status, version) in order
+    needs: list[Need]
+    allocations: list[Allocation] = field(default_factory=list)
+    missing: dict[int, list[dict[str, int]]] = field(default_factory=dict)
+
+
+def _draft(
+    session: Session, day_ids: Sequence[int], templates: dict[int, KitTemplate], today: date
+) -> _Draft:
+    days = list(
+        session.scalars(
+            select(InfusionDay)
+            .where(InfusionDay.id.in_(day_ids), InfusionDay.status.in_(PLANNABLE))
+            .order_by(InfusionDay.date, InfusionDay.id)
+            .execution_options(populate_existing=True)
+        ).all()
+    )
+    draft = _Draft(
+        days,
+        [(day.id, day.status, day.version) for day in days],
+        needs_for(session, days, templates),
+    )
+    by_id = {day.id: day for day in days}
+    missing: dict[int, list[dict[str, int]]] = defaultdict(list)
+    for site in sorted({day.site for day in days}):
+        site_needs = [need for need in draft.needs if by_id[need.day_id].site == site]
+        candidates = stock_candidates(session, site, {n.item_id for n in site_needs}, today)
+        site_allocations, shortfalls = allocate(site_needs, candidates)
+        draft.allocations.extend(site_allocations)
+        for gap in shortfalls:
+            missing[gap.day_id].append({"item_id": gap.item_id, "missing": gap.missing})
+    draft.missing = dict(missing)
+    return draft
+
+
+def _still_holds(session: Session, draft: _Draft, templates: dict[int, KitTemplate]) -> bool:
+    """Under the item locks: are the days as they were, and do they lack the same units? (The
+    ledger checks that the balances drawn on still have them.) A short day is drafted again:
+    stock may have come in meanwhile."""
+    if draft.missing:
+        return False
+    versions = session.execute(
+        select(InfusionDay.id, InfusionDay.status, InfusionDay.version)
+        .where(
+            InfusionDay.id.in_([day.id for day in draft.days]),
+            InfusionDay.status.in_(PLANNABLE),
+        )
+        .order_by(InfusionDay.date, InfusionDay.id)
+    ).all()
+    return [tuple(row) for row in versions] == draft.versions and (
+        needs_for(session, draft.days, templates) == draft.needs
+    )
+
+
 def plan_days(session: Session, days: Sequence[InfusionDay], today: date) -> PlanResult:
-    """Reserve what ``days`` still lack, FEFO, and mark each reserved or short."""
+    """Reserve what ``days`` still lack, FEFO, and mark each reserved or short.
+
+    The allocation is drafted before the item locks are taken, from what is free then. Under
+    the locks it is checked (two short reads, and the ledger's own check of the balances) and
+    drafted again only if a concurrent planner, mover, canceller or stock movement changed
+    what it was drawn from. The locks are held for little more than the writes, so
+    concurrent reservations queue for milliseconds, not for the FEFO choice."""
     if not days:
         return PlanResult()
     # Course equipment is topped up for every therapy with an open day here, even one whose
     # days are all reserved already (its pump was retired, say).
     therapy_sites = {day.therapy_id: day.site for day in days}
-    templates = lock_therapies(session, set(therapy_sites))
-    # Re-read under the locks: a concurrent planner, mover or canceller may have got there first.
-    days = session.scalars(
-        select(InfusionDay)
-        .where(InfusionDay.id.in_([day.id for day in days]), InfusionDay.status.in_(PLANNABLE))
-        .order_by(InfusionDay.date, InfusionDay.id)
-        .execution_options(populate_existing=True)
-    ).all()
-    result = PlanResult(days_considered=len(days))
-    needs = needs_for(session, days, templates)
-    by_id = {day.id: day for day in days}
-    allocations: list[Allocation] = []
-    missing: dict[int, list[dict[str, int]]] = defaultdict(list)
-    for site in sorted({day.site for day in days}):
-        site_needs = [need for need in needs if by_id[need.day_id].site == site]
-        candidates = stock_candidates(session, site, {n.item_id for n in site_needs}, today)
-        site_allocations, shortfalls = allocate(site_needs, candidates)
-        allocations.extend(site_allocations)
-        for gap in shortfalls:
-            missing[gap.day_id].append({"item_id": gap.item_id, "missing": gap.missing})
-    hold_many(session, _reservation_rows(allocations, by_id))
-    short_ids = sorted(missing)
-    reserved_ids = sorted(set(by_id) - set(missing))
+    day_ids = [day.id for day in days]
+    templates = templates_for(session, set(therapy_sites))
+    draft = _draft(session, day_ids, templates, today)
+    lock_items(session, template_item_ids(templates.values()))
+    if not _still_holds(session, draft, templates):
+        draft = _draft(session, day_ids, templates, today)
+    by_id = {day.id: day for day in draft.days}
+    try:
+        hold_many(session, _reservation_rows(draft.allocations, by_id), items_locked=True)
+    except InsufficientStock:  # stock moved since the draft: draft again, under the locks
+        draft = _draft(session, day_ids, templates, today)
+        by_id = {day.id: day for day in draft.days}
+        hold_many(session, _reservation_rows(draft.allocations, by_id), items_locked=True)
+    result = PlanResult(days_considered=len(draft.days))
+    short_ids = sorted(draft.missing)
+    reserved_ids = sorted(set(by_id) - set(draft.missing))
     _set_status(session, reserved_ids, InfusionDayStatus.RESERVED)
     _set_status(session, short_ids, InfusionDayStatus.SHORT)
-    for day in days:  # their status changed in bulk; reload on next use
+    for day in draft.days:  # their status changed in bulk; reload on next use
         session.expire(day, ["status", "version"])
-    result.reserved_lines = len(allocations)
-    result.short_lines = sum(len(lines) for lines in missing.values())
+    result.reserved_lines = len(draft.allocations)
+    result.short_lines = sum(len(lines) for lines in draft.missing.values())
     result.days_fully_reserved = len(reserved_ids)
     result.days_short = len(short_ids)
     result.short = [
-        {"infusion_day_id": day_id, **line} for day_id in short_ids for line in missing[day_id]
+        {"infusion_day_id": day_id, **line}
+        for day_id in short_ids
+        for line in draft.missing[day_id]
     ]
     _reserve_equipment(session, therapy_sites, templates, today, result)
     return result

@@ -383,6 +383,11 @@ def _found_serial_unit(session: Session, item: Item, serial: str, unit_cost: Dec
         return unit
     if unit.location_id is not None:
         raise Conflict(f"Serial {serial} of item {item.sku} is already in stock.")
+    if unit.status is EquipmentStatus.AT_PATIENT:
+        raise Conflict(
+            f"Serial {serial} of item {item.sku} is at a patient's home; book its return from "
+            "the patient's kit instead of finding it."
+        )
     unit.status = EquipmentStatus.AVAILABLE
     return unit
 

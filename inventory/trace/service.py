@@ -283,7 +283,16 @@ def recall(
             packed_in_kit[r.kit_id] += (
                 r.quantity if r.status is ReservationStatus.PICKED else r.packed_quantity
             )
-    release(session, ending, RECALL_RELEASE)
+    picked_by_kit: dict[int, list[Reservation]] = defaultdict(list)
+    for r in ending:
+        if r.kit_id is not None and r.status is ReservationStatus.PICKED:
+            picked_by_kit[r.kit_id].append(r)
+    release(
+        session, [r for r in ending if r.status is not ReservationStatus.PICKED], RECALL_RELEASE
+    )
+    for kit in held_kits:  # a packed kit's units of the lot stop being held on its bench
+        bench = kit.vehicle_location or kit.staging_location
+        release(session, picked_by_kit[kit.id], RECALL_RELEASE, picked_at=bench)
     _quarantine(session, caller, item, lot, note)
 
     day_ids = sorted({r.infusion_day_id for r in ending if r.kit_id is None and r.infusion_day_id})

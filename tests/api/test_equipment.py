@@ -14,6 +14,7 @@ from datetime import UTC, date, datetime, time
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from inventory.catalog.models import Location
 from inventory.db import Database
@@ -24,6 +25,8 @@ from inventory.ledger.models import (
     EquipmentStatus,
     MovementType,
     Party,
+    Reservation,
+    ReservationStatus,
     SerialUnit,
     StockDocument,
 )
@@ -136,8 +139,9 @@ def deliver(
     on: datetime,
     kit_id: int | None = None,
 ) -> None:
-    """What a confirmed delivery does to a unit (and to its packed kit, if given): the ledger
-    moves it to the patient, the unit is at_patient with them and its log says so."""
+    """What a confirmed delivery does to a unit (and to its packed kit, if given, whose units
+    all go from the staging bench with it): the ledger moves it to the patient, the unit is
+    at_patient with them and its log says so."""
     session = database.session()
     try:
         row = session.get(SerialUnit, unit_id)
@@ -154,12 +158,18 @@ def deliver(
             recorded_at=on,
         )
         session.add(document)
-        post_movements(
-            session,
-            document,
-            MovementType.DELIVERY,
-            [Leg(row.item, 1, location, Party.PATIENT, serial_unit=row, held=kit_id is not None)],
-        )
+        legs = [Leg(row.item, 1, location, Party.PATIENT, serial_unit=row)]
+        if kit_id is not None:  # the whole packed kit goes, under its reservations
+            legs = [
+                Leg(r.item, r.quantity, location, Party.PATIENT, r.lot, r.serial_unit, held=True)
+                for r in session.scalars(
+                    select(Reservation).where(
+                        Reservation.kit_id == kit_id,
+                        Reservation.status == ReservationStatus.PICKED,
+                    )
+                )
+            ]
+        post_movements(session, document, MovementType.DELIVERY, legs)
         if kit_id is not None:
             kit = session.get(Kit, kit_id)
             assert kit is not None and kit.status is KitStatus.PACKED

@@ -7,14 +7,17 @@ day) in bin B, two serialized pumps (1 per course) in bin A, a staging and a qua
 
 from __future__ import annotations
 
+import importlib
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+import sqlalchemy
 from sqlalchemy import select
 
 from inventory.db import Database
+from inventory.ledger.audit import ledger_discrepancies
 from inventory.ledger.models import Lot
 from inventory.therapies.models import InfusionDay
 from inventory.users.models import Role
@@ -708,13 +711,39 @@ def test_packing_moves_the_units_from_their_bins_to_staging_as_picks(pharmacy, k
             ("pick", p.pump["id"], None, serial, p.shelf["id"], staging): 1,
         }
     )
-    # Picked units no longer count as reserved in storage.
-    assert reserved_of(p.warehouse, p.flush["id"]) == {}
+    # Picked units no longer count as reserved in storage, but on the staging bench, where
+    # nothing else may take them.
+    assert reserved_of(p.warehouse, p.flush["id"]) == {(staging, p.lots["A"]): 8}
+    assert reserved_of(p.warehouse, p.gloves["id"]) == {(staging, None): 4}
     kit_reservations = all_pages(p.warehouse, "/reservations", kit_id=kit["id"])
     assert {r["status"] for r in kit_reservations} == {"picked"}
     assert [d["status"] for d in packed["infusion_days"]] == ["packed", "packed"]
     assert day_states(p, kit) == [("packed", kit["id"]), ("packed", kit["id"])]
     assert equipment(p.warehouse, p.pump["id"])[serial] == "reserved"
+
+
+def test_migration_0007_counts_the_units_of_kits_already_packed_as_held_on_their_bench(
+    pharmacy, kit
+):
+    """Kits packed before revision 0007 had nothing reserved on their bench; upgrading counts
+    their picked units there, and downgrading gives the old figures back."""
+    p = pharmacy
+    post(p, p.scan_all(kit), "pack")
+    staging = p.staging["id"]
+    revision = importlib.import_module("migrations.versions.0007_kit_units_held_on_bench_and_van")
+    session = p.database.session()
+    try:
+        session.execute(sqlalchemy.text(revision.DOWNGRADE))
+        session.commit()
+        assert reserved_of(p.warehouse, p.flush["id"]) == {}
+        assert reserved_of(p.warehouse, p.gloves["id"]) == {}
+        session.execute(sqlalchemy.text(revision.UPGRADE))
+        session.commit()
+        assert reserved_of(p.warehouse, p.flush["id"]) == {(staging, p.lots["A"]): 8}
+        assert reserved_of(p.warehouse, p.gloves["id"]) == {(staging, None): 4}
+        assert ledger_discrepancies(session) == []
+    finally:
+        session.close()
 
 
 def test_a_packed_kit_takes_no_scans_and_is_not_packed_twice(pharmacy, kit):

@@ -43,6 +43,7 @@ import io
 from decimal import Decimal
 from typing import Any
 
+from inventory.finance import costing
 from tests.api.finance_builders import clock, march, run_march
 from tests.builders import ok
 
@@ -98,6 +99,23 @@ def test_a_month_by_patient_matches_the_hand_computation(as_role, app) -> None: 
     assert rows == {month.ref("A"): A, month.ref("B"): B, month.ref("C"): C}
     assert report["totals"] == TOTALS
     assert report["closed_months"] == []
+
+
+def test_the_month_is_the_same_computed_one_patient_at_a_time(as_role, app, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Reports are computed a batch of patients at a time; the batches' bounds change
+    nothing, in any grouping or in the day drill-down."""
+    month = run_march(as_role, app)
+    whole = {
+        group_by: month.report(**MARCH, group_by=group_by)
+        for group_by in ("patient", "payer", "hcpcs", "therapy")
+    }
+    days = ok(month.finance.get("/reports/per-diem/days", site=month.site, **MARCH))
+    monkeypatch.setattr(costing, "BATCH_PATIENT_DAYS", 1)
+    for group_by, report in whole.items():
+        assert month.report(**MARCH, group_by=group_by) == report
+    assert ok(month.finance.get("/reports/per-diem/days", site=month.site, **MARCH)) == days
+    rows = {row["external_ref"]: only_figures(row) for row in whole["patient"]["rows"]}
+    assert rows == {month.ref("A"): A, month.ref("B"): B, month.ref("C"): C}
 
 
 def test_the_same_month_by_payer_code_and_therapy(as_role, app) -> None:  # type: ignore[no-untyped-def]

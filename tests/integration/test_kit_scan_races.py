@@ -22,6 +22,7 @@ from sqlalchemy import select
 
 from inventory import create_app
 from inventory.db import Database
+from inventory.kits.models import Kit, KitStatus
 from inventory.ledger.audit import ledger_discrepancies
 from inventory.ledger.models import Balance, Lot, Reservation, ReservationStatus
 from inventory.users.models import Role
@@ -150,8 +151,9 @@ def open_bench(database: Database) -> Bench:
 
 
 def assert_stock_matches_reservations(bench: Bench) -> None:
-    """/stock's reserved equals the active reservations, per bin and lot; no balance is
-    oversold; the ledger agrees with its movements."""
+    """/stock's reserved equals the active reservations, per bin and lot, plus the units packed
+    kits hold on their staging bench; no balance is oversold; the ledger agrees with its
+    movements."""
     rows = all_pages(bench.warehouse, "/stock", item_id=bench.flush["id"], include_empty="true")
     shown = {(row["location_id"], row["lot"]): row["reserved"] for row in rows if row["reserved"]}
     for row in rows:
@@ -169,6 +171,20 @@ def assert_stock_matches_reservations(bench: Bench) -> None:
         ).all():
             assert 0 <= reservation.packed_quantity <= reservation.quantity, reservation.id
             held[(reservation.location_id, lot_number)] += reservation.quantity
+        for reservation, lot_number, kit in session.execute(
+            select(Reservation, Lot.lot_number, Kit)
+            .outerjoin(Lot, Reservation.lot_id == Lot.id)
+            .join(Kit, Reservation.kit_id == Kit.id)
+            .where(
+                Reservation.item_id == bench.flush["id"],
+                Reservation.status == ReservationStatus.PICKED,
+                Kit.status.in_(
+                    [KitStatus.OPEN, KitStatus.PACKED, KitStatus.DISPATCHED, KitStatus.FAILED]
+                ),
+            )
+        ).all():
+            bench_id = kit.vehicle_location_id or kit.staging_location_id
+            held[(bench_id, lot_number)] += reservation.quantity
         assert shown == dict(held)
         for balance in session.scalars(select(Balance)).all():
             assert 0 <= balance.reserved <= balance.on_hand, balance.id

@@ -82,3 +82,40 @@ def test_two_planning_runs_at_once_reserve_each_day_once(yard: Stockyard, app: F
             per_day[reservation.infusion_day_id] += reservation.quantity
         assert per_day == dict.fromkeys(day_ids, 2)
         assert ledger_discrepancies(session) == []
+
+
+@pytest.mark.parametrize("scratch", ["postgresql"], indirect=True)
+def test_stock_taken_between_the_draft_and_the_locks_is_drafted_again(
+    yard: Stockyard, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reservation drafts its FEFO choice before it takes the item locks. If a transfer takes
+    the units it chose in between, the ledger refuses the draft and the day is drafted again
+    under the locks: short, not a 409 and never an oversell. (PostgreSQL only: on SQLite the
+    request holds the database's write lock from its first statement.)"""
+    from inventory.planning import service as planning
+    from inventory.stock import service as stock
+
+    yard.receive(quantity=10)
+    [day_id] = yard.daily_therapy(days=1)
+    taken = []
+    real_lock_items = planning.lock_items
+
+    def a_transfer_gets_there_first(session: Any, item_ids: Any) -> None:
+        if not taken:  # the draft is made; another transaction moves every unit away
+            with yard.database.transaction() as other:
+                line = {"item_id": yard.item, "lot": yard.lot, "quantity": 10}
+                line |= {"from_location_id": yard.shelf, "to_location_id": yard.bench}
+                taken.append(stock.transfer(other, yard.caller, {"lines": [line]}).id)
+        real_lock_items(session, item_ids)
+
+    monkeypatch.setattr(planning, "lock_items", a_transfer_gets_there_first)
+    with yard.database.transaction() as session:
+        day = session.get(InfusionDay, day_id)
+        assert day is not None
+        result = planning.reserve_day(session, day)
+    assert taken
+    assert (result.days_fully_reserved, result.days_short, result.reserved_lines) == (0, 1, 0)
+    with yard.database.transaction() as session:
+        assert session.get(InfusionDay, day_id).status is InfusionDayStatus.SHORT  # type: ignore[union-attr]
+        assert session.scalars(select(Reservation)).all() == []
+        assert ledger_discrepancies(session) == []
