@@ -231,7 +231,7 @@ class ReportFacts:
             # transaction only.
             self.session.execute(text("SET LOCAL cursor_tuple_fraction = 1.0"))
             self.session.execute(text(f"SET LOCAL work_mem = '{REPORT_WORK_MEM}'"))
-        return ByPatient(self.session.execute(query.execution_options(yield_per=2000)))
+        return ByPatient(self.session.execute(query.execution_options(yield_per=STREAM_ROWS)))
 
     def shipments(self, upto: int | None) -> list[Any]:
         """(patient, kit, moved at, type, sum of line shares a day, sum of lines) per document
@@ -690,7 +690,7 @@ def closed_rows(session: Session, scope: Scope) -> Iterator[DayRow]:
         query = query.where(ClosedDay.patient_id > scope.after)
     if scope.upto is not None:
         query = query.where(ClosedDay.patient_id <= scope.upto)
-    for row in session.scalars(query.execution_options(yield_per=2000)):
+    for row in session.scalars(query.execution_options(yield_per=STREAM_ROWS)):
         yield DayRow(
             Subject(
                 row.therapy_id,
@@ -724,6 +724,11 @@ BATCH_PATIENT_DAYS = 100 * 366
 # 0.67 s by the scan, 0.46 s by the indexes; the year 2.3 s by the scan, 2.7 s by the indexes.
 INDEXED_PERIOD_DAYS = 62
 REPORT_WORK_MEM = "64MB"
+# Rows fetched at a time from the report's streamed queries: what a report holds of them,
+# whatever its size. 2,000 made the year's CSV by therapy for every site peak 1.38 times the
+# small site's (the fetch buffer fills only for the big one); 200 brings that to about 1.16
+# for no measurable time.
+STREAM_ROWS = 200
 
 
 def scope_for(
