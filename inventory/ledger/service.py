@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import and_, insert, or_, select, update
 from sqlalchemy.orm import Session
@@ -99,9 +99,9 @@ def _place(item: Item, lot: Lot | None, location: Location) -> Place:
 
 class _Posting:
     """One document's legs, worked out in memory: the balances and cost layers of every place
-    the legs touch are read in two statements (under the item locks), and every change goes
-    to the database in one flush, so a posting costs the same few round trips however many
-    lines it has."""
+    the legs touch are read together (two reads per hundred places, under the item locks),
+    and every change goes to the database in one flush, so a posting costs a few round trips
+    however many lines it has."""
 
     def __init__(self, session: Session, document: StockDocument, movement_type: MovementType):
         self.session = session
@@ -121,23 +121,12 @@ class _Posting:
             },
             key=lambda place: (place[0], place[1] or 0, place[2]),
         )
-        if not places:
-            return
-        for balance in self.session.scalars(
-            select(Balance)
-            .where(_at_places(Balance, places))
-            .execution_options(populate_existing=True)
-        ):
+        for balance in _at_places(self.session, Balance, places):
             self.balances[(balance.item_id, balance.lot_id, balance.location_id)] = balance
         if not any(leg.serial_unit is None for leg in legs):
             return
         self.layers = {place: [] for place in places}
-        for layer in self.session.scalars(
-            select(CostLayer)
-            .where(_at_places(CostLayer, places))
-            .order_by(CostLayer.received_at, CostLayer.id)
-            .execution_options(populate_existing=True)
-        ):
+        for layer in _at_places(self.session, CostLayer, places):
             self.layers[(layer.item_id, layer.lot_id, layer.location_id)].append(layer)
 
     def balance(self, item: Item, lot: Lot | None, location: Location) -> Balance | None:
@@ -366,36 +355,40 @@ def _balance_for(session: Session, item_id: int, lot_id: int | None, location_id
     return balance
 
 
-def _at_places(model: type[Balance] | type[CostLayer], places: Sequence[Place]) -> Any:
-    """The WHERE clause for the rows of ``model`` at these (item, lot, location) places."""
-    return or_(
-        *(
-            and_(
-                model.item_id == item_id,
-                model.location_id == location_id,
-                model.lot_id.is_(None) if lot_id is None else model.lot_id == lot_id,
+ModelT = TypeVar("ModelT", Balance, CostLayer)
+PLACES_PER_READ = 100  # SQLite refuses expressions nested over 1,000 deep; a read ORs places
+
+
+def _at_places(session: Session, model: type[ModelT], places: Sequence[Place]) -> list[ModelT]:
+    """The rows of ``model`` at these (item, lot, location) places, fresh from the database;
+    cost layers oldest first. One read per hundred places."""
+    found: list[ModelT] = []
+    for start in range(0, len(places), PLACES_PER_READ):
+        query = select(model).where(
+            or_(
+                *(
+                    and_(
+                        model.item_id == item_id,
+                        model.location_id == location_id,
+                        model.lot_id.is_(None) if lot_id is None else model.lot_id == lot_id,
+                    )
+                    for item_id, lot_id, location_id in places[start : start + PLACES_PER_READ]
+                )
             )
-            for item_id, lot_id, location_id in places
         )
-    )
+        if model is CostLayer:
+            query = query.order_by(CostLayer.received_at, CostLayer.id)
+        found.extend(session.scalars(query.execution_options(populate_existing=True)))
+    return found
 
 
 def _count_reserved(session: Session, wanted: dict[tuple[int, int | None, int], int]) -> None:
     """Add ``wanted`` units to the balances' reserved counts, refusing to exceed on hand.
-    The balances are read in one statement; all are checked before any is changed, so a
+    The balances are read together; all are checked before any is changed, so a
     refusal leaves them as they were; the updates go in one flush."""
-    balances = (
-        {
-            (b.item_id, b.lot_id, b.location_id): b
-            for b in session.scalars(
-                select(Balance)
-                .where(_at_places(Balance, list(wanted)))
-                .execution_options(populate_existing=True)
-            ).all()
-        }
-        if wanted
-        else {}
-    )
+    balances = {
+        (b.item_id, b.lot_id, b.location_id): b for b in _at_places(session, Balance, list(wanted))
+    }
     for (item_id, lot_id, location_id), quantity in sorted(
         wanted.items(), key=lambda entry: (entry[0][0], entry[0][1] or 0, entry[0][2])
     ):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
@@ -411,3 +412,25 @@ def test_an_idempotency_key_used_on_a_receipt_cannot_be_reused_for_a_transfer(
     result = problem(warehouse.post("/transfers", body, headers=headers), 422)
     assert list(result["errors"]) == ["Idempotency-Key"]
     assert ledger_snapshot(warehouse, database) == before
+
+
+def test_a_transfer_of_five_hundred_lots_moves_them_all(
+    warehouse, catalog, lot_item, shelf, other_shelf
+):
+    """The most lines a document takes, each its own lot: a thousand places for the ledger to
+    read (SQLite refuses a query nested a thousand deep, so it reads them a hundred at a time)."""
+    expiry = (date.today() + timedelta(days=365)).isoformat()
+    lots = [f"BIG-{n:03d}" for n in range(500)]
+    line = {"item_id": lot_item["id"], "quantity": 2, "unit_cost": "1.0000"}
+    receipt = {
+        "reference": "PO-BIG",
+        "lines": [
+            {**line, "location_id": shelf["id"], "lot": lot, "expiry": expiry} for lot in lots
+        ],
+    }
+    ok(warehouse.post("/receipts", receipt), 201)
+    body = {"lines": [move(lot_item, shelf, other_shelf, 1, lot=lot) for lot in lots]}
+    transfer = ok(warehouse.post("/transfers", body), 201)
+    assert len(transfer["movements"]) == 500
+    held = stock_of(warehouse, lot_item["id"])
+    assert held == {(place["id"], lot): 1 for lot in lots for place in (shelf, other_shelf)}
