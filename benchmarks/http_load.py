@@ -65,8 +65,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
+from datetime import UTC, date, datetime
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -75,30 +74,18 @@ from PIL import Image, ImageDraw
 from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import make_url
 
-from benchmarks.planning import SITE, THERAPY_MIX
+from benchmarks import planning as planning_bench
+from benchmarks.planning import SITE
 from inventory.auth import Caller
-from inventory.care.models import (
-    Counting,
-    KitTemplate,
-    Patient,
-    Payer,
-    PayerRate,
-    TemplateEquipment,
-    TemplateLine,
-)
 from inventory.catalog import service as catalog
-from inventory.catalog.models import LocationKind, Tracking
+from inventory.catalog.models import LocationKind
 from inventory.config import Settings
 from inventory.db import Database, utcnow
 from inventory.deliveries import service as deliveries
-from inventory.demo.catalog import DEMO_ITEMS
-from inventory.demo.loader import create_catalog
 from inventory.kits import service as kits
 from inventory.kits.models import Kit, KitStatus
 from inventory.ledger.audit import ledger_discrepancies
 from inventory.planning import service as planning
-from inventory.stock import service as stock
-from inventory.therapies import service as therapies
 from inventory.therapies.models import InfusionDay, InfusionDayStatus
 from inventory.users import service as users
 from inventory.users.models import Role, User
@@ -423,88 +410,6 @@ class Seeded:
     today: date
 
 
-def build_pharmacy(database: Database, patients: int) -> None:
-    """The planning benchmark's pharmacy (:func:`benchmarks.planning.build_pharmacy`: the demo
-    catalog, two lots of 60,000 of every supply, its three therapies), with just enough pumps
-    and poles for one course each: receiving a serial unit is the slow part of that set-up."""
-    today = utcnow().date()
-    with database.transaction() as session:
-        admin = users.create_user(session, {"name": "bench admin", "role": Role.ADMIN})
-        caller = Caller(admin.id, admin.name, admin.role, None, None)
-        shelf = catalog.create_location(
-            session,
-            {"code": "BENCH-STOR", "name": "storage", "kind": LocationKind.STORAGE, "site": SITE},
-        )
-        items = create_catalog(session)
-        lines: list[dict[str, Any]] = []
-        for demo in DEMO_ITEMS:
-            item = items[demo.sku]
-            base = {"item_id": item.id, "unit_cost": demo.unit_cost, "location_id": shelf.id}
-            if item.tracking is Tracking.SERIAL:
-                count = patients + 4
-                serials = [f"{demo.sku}-{n:05d}" for n in range(count)]
-                lines.append(base | {"quantity": count, "serials": serials})
-                continue
-            for lot, days in (("A", 20), ("B", 400)):
-                line = base | {"quantity": 60_000}
-                if item.tracking is Tracking.LOT:
-                    expiry = today + timedelta(days=days)
-                    line |= {"lot": f"{demo.sku[:12]}-{lot}", "expiry": expiry}
-                lines.append(line)
-        stock.receive(session, caller, {"reference": "BENCH", "lines": lines})
-        payer = Payer(name="bench payer", modifier_multipliers={})
-        session.add(payer)
-        session.flush()
-        templates = []
-        for name, hcpcs, schedule, supply, equipment in THERAPY_MIX:
-            session.add(
-                PayerRate(
-                    payer_id=payer.id,
-                    hcpcs=hcpcs,
-                    rate=Decimal("150"),
-                    counting=Counting.DOSE_DAY,
-                    effective_from=today,
-                )
-            )
-            template = KitTemplate(name=name, hcpcs=hcpcs)
-            session.add(template)
-            session.flush()
-            session.add_all(
-                TemplateLine(template_id=template.id, item_id=items[s].id, quantity_per_day=q)
-                for s, q in supply
-            )
-            session.add_all(
-                TemplateEquipment(template_id=template.id, item_id=items[s].id, quantity=q)
-                for s, q in equipment
-            )
-            templates.append((template.id, hcpcs, schedule))
-        for n in range(patients):
-            patient = Patient(
-                external_ref=f"BENCH-{n:05d}",
-                name="Bench Patient",
-                address_line1=f"{n + 1} Main St",
-                city="Austin",
-                state="TX",
-                postal_code="78701",
-                payer_id=payer.id,
-                site=SITE,
-            )
-            session.add(patient)
-            session.flush()
-            template_id, hcpcs, schedule = templates[n % len(templates)]
-            therapies.create_therapy(
-                session,
-                {
-                    "patient_id": patient.id,
-                    "template_id": template_id,
-                    "hcpcs": hcpcs,
-                    "start_date": today + timedelta(days=n % 7),
-                    "schedule": schedule,
-                },
-                today=today,
-            )
-
-
 def seed(database: Database, drivers: int, stops: int) -> Seeded:
     """The pharmacy, the users, and ``stops`` dispatched one-day kits per driver."""
     started = time.perf_counter()
@@ -517,7 +422,8 @@ def seed(database: Database, drivers: int, stops: int) -> Seeded:
         print(f"  seed: {name} {now - last[0]:.1f} s", flush=True)
         last[0] = now
 
-    build_pharmacy(database, patients)
+    # The planning benchmark's pharmacy, with just enough pumps and poles for one course each.
+    planning_bench.build_pharmacy(database, patients, serial_units=patients + 4)
     phase("pharmacy")
     with database.transaction() as session:
         catalog.create_location(

@@ -104,8 +104,10 @@ class StatementCounter:
         self.count += 1
 
 
-def build_pharmacy(database: Database, patients: int) -> None:
-    """Catalog, plenty of stock in two lots per item, templates, payers, patients, therapies."""
+def build_pharmacy(database: Database, patients: int, serial_units: int | None = None) -> None:
+    """Catalog, plenty of stock in two lots per item, templates, payers, patients, therapies.
+    ``serial_units``: how many of each pump and pole (default 800 pumps and 400 poles;
+    receiving serial units is the slow part of the set-up)."""
     today = utcnow().date()
     with database.transaction() as session:
         admin = User(name="bench admin", role=Role.ADMIN)
@@ -121,7 +123,7 @@ def build_pharmacy(database: Database, patients: int) -> None:
         for demo in DEMO_ITEMS:
             item = items[demo.sku]
             if item.tracking is Tracking.SERIAL:
-                count = 800 if demo.category == "pump" else 400
+                count = serial_units or (800 if demo.category == "pump" else 400)
                 lines.append(
                     {
                         "item_id": item.id,
@@ -176,7 +178,7 @@ def build_pharmacy(database: Database, patients: int) -> None:
             patient = Patient(
                 external_ref=f"BENCH-{n:05d}",
                 name="Bench Patient",
-                address_line1="1 Main St",
+                address_line1=f"{n + 1} Main St",
                 city="Austin",
                 state="TX",
                 postal_code="78701",
