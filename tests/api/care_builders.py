@@ -10,6 +10,7 @@ Call them with an ``Api`` whose role may write care data (admin or coordinator):
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tests.builders import Api, ok, unique
@@ -79,3 +80,34 @@ def make_template(
     """A kit template: ``lines`` are (supply item id, quantity per day), ``equipment`` are
     (pump or pole item id, quantity per course)."""
     return ok(api.post("/kit-templates", template_body(lines, equipment, **overrides)), 201)
+
+
+def kit_for_tomorrow(
+    coordinator: Api, warehouse: Api, lines: Sequence[tuple[int, int]], site: str = "SITE1"
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A patient whose therapy (template ``lines``) has one infusion day, tomorrow, planned,
+    and an open kit built for it: (patient, kit)."""
+    today = datetime.now(UTC).date()  # the service's today, whatever the machine's time zone
+    tomorrow = (today + timedelta(days=1)).isoformat()
+    patient = make_patient(coordinator, make_payer(coordinator)["id"], site=site)
+    therapy = ok(
+        coordinator.post(
+            "/therapies",
+            {
+                "patient_id": patient["id"],
+                "template_id": make_template(coordinator, lines=lines)["id"],
+                "hcpcs": "S9357",
+                "start_date": today.isoformat(),
+                "schedule": {"dates": [tomorrow]},
+            },
+        ),
+        201,
+    )
+    days = ok(coordinator.get(f"/therapies/{therapy['id']}/infusion-days"))["items"]
+    assert len(days) == 1, days
+    ok(coordinator.post("/planning/run", {"horizon_days": 14}))
+    kit = ok(
+        warehouse.post("/kits", {"patient_id": patient["id"], "infusion_day_ids": [days[0]["id"]]}),
+        201,
+    )
+    return patient, kit

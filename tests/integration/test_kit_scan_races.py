@@ -26,7 +26,7 @@ from inventory.kits.models import Kit, KitStatus
 from inventory.ledger.audit import ledger_discrepancies
 from inventory.ledger.models import Balance, Lot, Reservation, ReservationStatus
 from inventory.users.models import Role
-from tests.api.care_builders import make_patient, make_payer, make_template
+from tests.api.care_builders import kit_for_tomorrow
 from tests.api.ledger_helpers import all_pages
 from tests.api.planning_builders import today
 from tests.builders import Api, Catalog, ok, token_for, unique
@@ -117,29 +117,7 @@ def open_bench(database: Database) -> Bench:
     # grab instead.
     catalog.receive(flush, shelf_a, 20, lot=lot_a, expiry=today() + timedelta(days=200))
     catalog.receive(flush, shelf_b, 20, lot=lot_b, expiry=today() + timedelta(days=300))
-    payer = make_payer(coordinator)
-    patient = make_patient(coordinator, payer["id"], site="SITE1")
-    template = make_template(coordinator, lines=[(flush["id"], FLUSHES)])
-    therapy = ok(
-        coordinator.post(
-            "/therapies",
-            {
-                "patient_id": patient["id"],
-                "template_id": template["id"],
-                "hcpcs": "S9357",
-                "start_date": today().isoformat(),
-                "schedule": {"dates": [(today() + timedelta(days=1)).isoformat()]},
-            },
-        ),
-        201,
-    )
-    days = all_pages(coordinator, f"/therapies/{therapy['id']}/infusion-days")
-    assert len(days) == 1
-    ok(coordinator.post("/planning/run", {"horizon_days": 14}))
-    kit = ok(
-        warehouse.post("/kits", {"patient_id": patient["id"], "infusion_day_ids": [days[0]["id"]]}),
-        201,
-    )
+    _, kit = kit_for_tomorrow(coordinator, warehouse, [(flush["id"], FLUSHES)])
     bench = Bench(
         app, database, warehouse, token, flush, shelf_a, shelf_b, staging, lot_a, lot_b, kit
     )
