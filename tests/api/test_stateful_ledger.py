@@ -1398,62 +1398,44 @@ def test_a_transfer_or_adjustment_cannot_take_a_packed_kits_units(
     assert audit(machine) == []
 
 
-def test_a_return_dated_before_its_delivery_is_refused(machine: LedgerMachine) -> None:
+def delivered_pump(machine: LedgerMachine) -> tuple[int, str]:
+    """A pump therapy's kit, delivered now: (kit id, the pump's serial)."""
     [day] = machine._therapy(2, "pump", [0])
     kit = machine._fulfil(day, 0, "confirmed", delivered=True, hours_back=0)
     assert isinstance(kit, int), kit
     view = machine.kit_view(kit)
     assert view["status"] == "delivered", view
     [pump] = [line for line in view["lines"] if line["serial"]]
-    line = {"item_id": machine.pump["id"], "serial": pump["serial"], "quantity": 1}
-    back = machine.keyed(
-        machine.driver,
-        f"/kits/{kit}/returns",
-        {
-            "occurred_at": (machine.now() - timedelta(days=2)).isoformat(),
-            "lines": [{**line, "condition": "opened"}],
-        },
-    )
+    return kit, pump["serial"]
+
+
+def return_pump(machine: LedgerMachine, kit: int, serial: str, occurred_at: datetime) -> Any:
+    line = {"item_id": machine.pump["id"], "serial": serial, "quantity": 1, "condition": "opened"}
+    body = {"occurred_at": occurred_at.isoformat(), "lines": [line]}
+    return machine.keyed(machine.driver, f"/kits/{kit}/returns", body)
+
+
+def test_a_return_dated_before_its_delivery_is_refused(machine: LedgerMachine) -> None:
+    kit, serial = delivered_pump(machine)
+    back = return_pump(machine, kit, serial, machine.now() - timedelta(days=2))
     body = problem(back, 422)
     assert "before" in str(body), body
     assert machine.kit_view(kit)["status"] == "delivered"
     # Dated at the delivery or after, it is booked.
-    later = machine.keyed(
-        machine.driver,
-        f"/kits/{kit}/returns",
-        {"occurred_at": machine.now().isoformat(), "lines": [{**line, "condition": "opened"}]},
-    )
+    later = return_pump(machine, kit, serial, machine.now())
     assert later.status_code == 201, later.get_json()
     assert audit(machine) == []
 
 
 def test_a_pump_at_a_patients_home_cannot_be_found_in_storage(machine: LedgerMachine) -> None:
-    [day] = machine._therapy(2, "pump", [0])
-    kit = machine._fulfil(day, 0, "confirmed", delivered=True, hours_back=0)
-    assert isinstance(kit, int), kit
-    view = machine.kit_view(kit)
-    assert view["status"] == "delivered", view
-    [pump] = [line for line in view["lines"] if line["serial"]]
+    kit, serial = delivered_pump(machine)
     shelf = machine.places["A"]
-    line = {"item_id": machine.pump["id"], "serial": pump["serial"], "location_id": shelf}
+    line = {"item_id": machine.pump["id"], "serial": serial, "location_id": shelf}
     found = machine.warehouse.post(
         "/adjustments", {"reason": "found", "lines": [{**line, "quantity_delta": 1}]}
     )
     assert "patient" in problem(found, 409)["detail"]
     # Its return brings it back, and the ledger agrees with itself.
-    back = machine.keyed(
-        machine.driver,
-        f"/kits/{kit}/returns",
-        {
-            "lines": [
-                {
-                    "item_id": machine.pump["id"],
-                    "serial": pump["serial"],
-                    "quantity": 1,
-                    "condition": "opened",
-                }
-            ]
-        },
-    )
+    back = return_pump(machine, kit, serial, machine.now())
     assert back.status_code == 201, back.get_json()
     assert audit(machine) == []
