@@ -11,7 +11,7 @@ from functools import wraps
 from typing import Any, TypeVar, cast
 
 from flask import g, request
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from inventory.errors import Forbidden, Unauthorized
 from inventory.users.models import ApiToken, Role, User
@@ -56,6 +56,18 @@ class Caller:
     vehicle_location_id: int | None
 
 
+# Every authenticated request runs this: built once, it only binds the token's hash.
+_CALLER = (
+    select(User.id, User.name, User.role, User.site, User.vehicle_location_id)
+    .join(ApiToken, ApiToken.user_id == User.id)
+    .where(
+        ApiToken.token_hash == bindparam("token_hash"),
+        ApiToken.revoked_at.is_(None),
+        User.active.is_(True),
+    )
+)
+
+
 def _authenticate() -> Caller:
     from inventory.web import session  # late: web imports this module
 
@@ -63,22 +75,10 @@ def _authenticate() -> Caller:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("Send 'Authorization: Bearer <token>'.")
-    row = (
-        session()
-        .execute(
-            select(User)
-            .join(ApiToken, ApiToken.user_id == User.id)
-            .where(
-                ApiToken.token_hash == hash_token(token.strip()),
-                ApiToken.revoked_at.is_(None),
-                User.active.is_(True),
-            )
-        )
-        .scalar_one_or_none()
-    )
+    row = session().execute(_CALLER, {"token_hash": hash_token(token.strip())}).first()
     if row is None:
         raise Unauthorized("The token is unknown, revoked, or belongs to a deactivated user.")
-    return Caller(row.id, row.name, row.role, row.site, row.vehicle_location_id)
+    return Caller(*row)
 
 
 def current_caller() -> Caller:

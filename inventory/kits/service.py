@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
 from inventory.auth import Caller
-from inventory.care.models import KitTemplate, Patient
+from inventory.care.models import Patient
 from inventory.catalog.models import Item, Location, LocationKind
 from inventory.db import utcnow
 from inventory.errors import Conflict, InvalidInput, NotFound
@@ -35,7 +35,7 @@ from inventory.ledger.models import (
 )
 from inventory.ledger.service import hold_many, lock_items, pick, put_back, release
 from inventory.planning import service as planning
-from inventory.planning.rules import Need, allocate
+from inventory.planning.rules import Need, TemplateNeeds, allocate
 from inventory.schemas import paginate
 from inventory.therapies.models import InfusionDay, InfusionDayStatus
 from inventory.web import check_etag, etag_of
@@ -277,7 +277,7 @@ def pick_list(session: Session, kit: Kit) -> dict[str, Any]:
 def _equipment_to_carry(
     session: Session,
     patient_id: int,
-    templates: dict[int, KitTemplate],
+    templates: dict[int, TemplateNeeds],
 ) -> tuple[dict[int, int], list[Reservation]]:
     """Course equipment the patient does not have at home (nor on its way): what the kit must
     carry, and the therapies' course reservations that will cover it."""

@@ -21,7 +21,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, TypeVar
 
-from sqlalchemy import and_, insert, or_, select, update
+from sqlalchemy import and_, bindparam, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from inventory.catalog.models import Item, Location, Tracking
@@ -81,13 +81,19 @@ def _describe(item: Item, lot: Lot | None) -> str:
     return f"item {item.sku}" + (f" lot {lot.lot_number}" if lot else "")
 
 
+_LOCK_ITEMS = (
+    select(Item.id)
+    .where(Item.id.in_(bindparam("item_ids", expanding=True)))
+    .order_by(Item.id)
+    .with_for_update()
+)
+
+
 def lock_items(session: Session, item_ids: Sequence[int]) -> None:
     """Lock item rows in ascending id order: the single lock order of the ledger."""
     ids = sorted(set(item_ids))
     if ids:
-        session.execute(
-            select(Item.id).where(Item.id.in_(ids)).order_by(Item.id).with_for_update()
-        ).all()
+        session.execute(_LOCK_ITEMS, {"item_ids": ids}).all()
 
 
 Place = tuple[int, int | None, int]  # (item id, lot id, location id)
@@ -382,13 +388,41 @@ def _at_places(session: Session, model: type[ModelT], places: Sequence[Place]) -
     return found
 
 
+_STOCKED_BALANCES = (
+    select(Balance)
+    .where(
+        Balance.item_id.in_(bindparam("item_ids", expanding=True)),
+        Balance.location_id.in_(bindparam("location_ids", expanding=True)),
+        Balance.on_hand > 0,
+    )
+    .execution_options(populate_existing=True)
+)
+
+
+def _stocked_balances(session: Session, places: Sequence[Place]) -> dict[Place, Balance]:
+    """The balances with units on hand at these places, fresh from the database. One
+    statement built once: it reads the items' stocked balances at the places' locations (a
+    reservation's few lots, and perhaps a few more) and keeps the places asked for."""
+    wanted = set(places)
+    found: dict[Place, Balance] = {}
+    item_ids = sorted({item_id for item_id, _, _ in wanted})
+    location_ids = sorted({location_id for _, _, location_id in wanted})
+    for start in range(0, len(item_ids), PLACES_PER_READ):
+        for balance in session.scalars(
+            _STOCKED_BALANCES,
+            {"item_ids": item_ids[start : start + PLACES_PER_READ], "location_ids": location_ids},
+        ):
+            place = (balance.item_id, balance.lot_id, balance.location_id)
+            if place in wanted:
+                found[place] = balance
+    return found
+
+
 def _count_reserved(session: Session, wanted: dict[tuple[int, int | None, int], int]) -> None:
     """Add ``wanted`` units to the balances' reserved counts, refusing to exceed on hand.
     The balances are read together; all are checked before any is changed, so a
     refusal leaves them as they were; the updates go in one flush."""
-    balances = {
-        (b.item_id, b.lot_id, b.location_id): b for b in _at_places(session, Balance, list(wanted))
-    }
+    balances = _stocked_balances(session, list(wanted))
     for (item_id, lot_id, location_id), quantity in sorted(
         wanted.items(), key=lambda entry: (entry[0][0], entry[0][1] or 0, entry[0][2])
     ):

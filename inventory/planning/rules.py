@@ -33,6 +33,30 @@ class Need:
 
 
 @dataclass(frozen=True)
+class SupplyLine:
+    """A template's supply: units of an item per infusion day."""
+
+    item_id: int
+    quantity_per_day: int
+
+
+@dataclass(frozen=True)
+class EquipmentLine:
+    """A template's course equipment: units of a serialized item for the whole course."""
+
+    item_id: int
+    quantity: int
+
+
+@dataclass(frozen=True)
+class TemplateNeeds:
+    """What a therapy's kit template asks for, as planning and packing read it."""
+
+    lines: tuple[SupplyLine, ...] = ()
+    equipment: tuple[EquipmentLine, ...] = ()
+
+
+@dataclass(frozen=True)
 class Allocation:
     day_id: int
     item_id: int

@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import Date, and_, bindparam, func, literal, or_, select, union_all, update
 from sqlalchemy.orm import Session, selectinload
 
-from inventory.care.models import KitTemplate, TemplateEquipment
+from inventory.care.models import TemplateEquipment, TemplateLine
 from inventory.catalog.models import Item, Location, LocationKind
 from inventory.db import utcnow
 from inventory.errors import Conflict, InsufficientStock
@@ -35,9 +35,12 @@ from inventory.ledger.service import hold, hold_many, lock_items, release
 from inventory.metrics import count_on_commit
 from inventory.planning.rules import (
     Allocation,
+    EquipmentLine,
     ItemShortage,
     Need,
     StockCandidate,
+    SupplyLine,
+    TemplateNeeds,
     allocate,
     reorder_quantity,
     shortage,
@@ -69,32 +72,71 @@ def horizon_end(today: date, horizon_days: int) -> date:
     return today + timedelta(days=horizon_days - 1)
 
 
-def templates_for(session: Session, therapy_ids: Iterable[int]) -> dict[int, KitTemplate]:
-    """Each therapy's template, with lines and equipment, in two queries."""
-    rows = session.execute(
-        select(Therapy.id, KitTemplate)
-        .join(KitTemplate, Therapy.template_id == KitTemplate.id)
-        .where(Therapy.id.in_(set(therapy_ids)))
-        .options(selectinload(KitTemplate.lines), selectinload(KitTemplate.equipment))
-    ).all()
-    return {therapy_id: template for therapy_id, template in rows}
+# The statements a reservation runs, built once: a request then only binds its ids (building
+# and keying a statement costs more Python than running a small one).
+def _templates_query() -> Any:
+    parts = union_all(
+        select(
+            TemplateLine.template_id,
+            literal(0).label("kind"),
+            TemplateLine.id,
+            TemplateLine.item_id,
+            TemplateLine.quantity_per_day.label("quantity"),
+        ),
+        select(
+            TemplateEquipment.template_id,
+            literal(1).label("kind"),
+            TemplateEquipment.id,
+            TemplateEquipment.item_id,
+            TemplateEquipment.quantity,
+        ),
+    ).subquery()
+    return (
+        select(Therapy.id, parts.c.kind, parts.c.item_id, parts.c.quantity)
+        .outerjoin(parts, parts.c.template_id == Therapy.template_id)
+        .where(Therapy.id.in_(bindparam("therapy_ids", expanding=True)))
+        .order_by(Therapy.id, parts.c.kind, parts.c.id)
+    )
+
+
+_TEMPLATES = _templates_query()
+_RESERVED_PER_DAY = (
+    select(Reservation.infusion_day_id, Reservation.item_id, func.sum(Reservation.quantity))
+    .where(
+        Reservation.infusion_day_id.in_(bindparam("day_ids", expanding=True)),
+        Reservation.status.in_([ReservationStatus.ACTIVE, ReservationStatus.PICKED]),
+    )
+    .group_by(Reservation.infusion_day_id, Reservation.item_id)
+)
+
+
+def templates_for(session: Session, therapy_ids: Iterable[int]) -> dict[int, TemplateNeeds]:
+    """What each therapy's template asks for, supplies and equipment, in one query."""
+    lines: dict[int, list[SupplyLine]] = {}
+    equipment: dict[int, list[EquipmentLine]] = {}
+    for therapy_id, kind, item_id, quantity in session.execute(
+        _TEMPLATES, {"therapy_ids": sorted(set(therapy_ids))}
+    ):
+        lines.setdefault(therapy_id, [])
+        equipment.setdefault(therapy_id, [])
+        if kind == 0:
+            lines[therapy_id].append(SupplyLine(item_id, quantity))
+        elif kind == 1:
+            equipment[therapy_id].append(EquipmentLine(item_id, quantity))
+    return {
+        therapy_id: TemplateNeeds(tuple(lines[therapy_id]), tuple(equipment[therapy_id]))
+        for therapy_id in lines
+    }
 
 
 def _reserved_per_day(session: Session, day_ids: Sequence[int]) -> dict[tuple[int, int], int]:
     if not day_ids:
         return {}
-    rows = session.execute(
-        select(Reservation.infusion_day_id, Reservation.item_id, func.sum(Reservation.quantity))
-        .where(
-            Reservation.infusion_day_id.in_(day_ids),
-            Reservation.status.in_([ReservationStatus.ACTIVE, ReservationStatus.PICKED]),
-        )
-        .group_by(Reservation.infusion_day_id, Reservation.item_id)
-    ).all()
+    rows = session.execute(_RESERVED_PER_DAY, {"day_ids": list(day_ids)}).all()
     return {(int(day_id or 0), int(item_id)): int(total) for day_id, item_id, total in rows}
 
 
-def template_item_ids(templates: Iterable[KitTemplate]) -> list[int]:
+def template_item_ids(templates: Iterable[TemplateNeeds]) -> list[int]:
     """Every item the templates may reserve: supplies and equipment, sorted (lock order)."""
     ids: set[int] = set()
     for template in templates:
@@ -104,7 +146,7 @@ def template_item_ids(templates: Iterable[KitTemplate]) -> list[int]:
 
 
 def needs_for(
-    session: Session, days: Sequence[InfusionDay], templates: dict[int, KitTemplate]
+    session: Session, days: Sequence[InfusionDay], templates: dict[int, TemplateNeeds]
 ) -> list[Need]:
     """What each day's template asks for, less what is already reserved for it."""
     reserved = _reserved_per_day(session, [day.id for day in days])
@@ -117,7 +159,7 @@ def needs_for(
     return needs
 
 
-def lock_therapies(session: Session, therapy_ids: Iterable[int]) -> dict[int, KitTemplate]:
+def lock_therapies(session: Session, therapy_ids: Iterable[int]) -> dict[int, TemplateNeeds]:
     """Take the item locks that guard these therapies' reservations; return their templates.
 
     Everything that reserves for, releases from, or changes the status of an infusion day
@@ -128,14 +170,8 @@ def lock_therapies(session: Session, therapy_ids: Iterable[int]) -> dict[int, Ki
     return templates
 
 
-def stock_candidates(
-    session: Session, site: str, item_ids: Iterable[int], today: date
-) -> list[StockCandidate]:
-    """Available units in the site's storage locations: not quarantined, not recalled, not
-    expired today, with the date of their oldest receipt (for the FEFO tie-break)."""
-    ids = sorted(set(item_ids))
-    if not ids:
-        return []
+def _stock_candidates_query() -> Any:
+    item_ids: Any = bindparam("item_ids", expanding=True)
     oldest = (
         select(
             CostLayer.item_id,
@@ -143,11 +179,11 @@ def stock_candidates(
             CostLayer.location_id,
             func.min(CostLayer.received_at).label("received_at"),
         )
-        .where(CostLayer.quantity > 0, CostLayer.item_id.in_(ids))
+        .where(CostLayer.quantity > 0, CostLayer.item_id.in_(item_ids))
         .group_by(CostLayer.item_id, CostLayer.lot_id, CostLayer.location_id)
         .subquery()
     )
-    rows = session.execute(
+    return (
         select(
             Balance.item_id,
             Balance.lot_id,
@@ -171,13 +207,30 @@ def stock_candidates(
             ),
         )
         .where(
-            Balance.item_id.in_(ids),
-            Balance.site == site,
+            Balance.item_id.in_(item_ids),
+            Balance.site == bindparam("site"),
             Location.kind == LocationKind.STORAGE,
             Balance.on_hand > Balance.reserved,
-            or_(Lot.id.is_(None), and_(Lot.recalled_at.is_(None), Lot.expiry >= today)),
+            or_(
+                Lot.id.is_(None),
+                and_(Lot.recalled_at.is_(None), Lot.expiry >= bindparam("today", type_=Date)),
+            ),
         )
-    ).all()
+    )
+
+
+_STOCK_CANDIDATES = _stock_candidates_query()
+
+
+def stock_candidates(
+    session: Session, site: str, item_ids: Iterable[int], today: date
+) -> list[StockCandidate]:
+    """Available units in the site's storage locations: not quarantined, not recalled, not
+    expired today, with the date of their oldest receipt (for the FEFO tie-break)."""
+    ids = sorted(set(item_ids))
+    if not ids:
+        return []
+    rows = session.execute(_STOCK_CANDIDATES, {"item_ids": ids, "site": site, "today": today}).all()
     epoch = utcnow().replace(year=2000, month=1, day=1)
     return [
         StockCandidate(
@@ -214,14 +267,37 @@ def _reservation_rows(
     ]
 
 
+_SET_STATUS = (
+    update(InfusionDay)
+    .where(InfusionDay.id.in_(bindparam("day_ids", expanding=True)))
+    .values(
+        status=bindparam("status", type_=InfusionDay.__table__.c.status.type),
+        version=InfusionDay.version + 1,
+    )
+    .execution_options(synchronize_session=False)
+)
+_PLANNABLE_DAYS = (
+    select(InfusionDay)
+    .where(
+        InfusionDay.id.in_(bindparam("day_ids", expanding=True)),
+        InfusionDay.status.in_(PLANNABLE),
+    )
+    .order_by(InfusionDay.date, InfusionDay.id)
+    .execution_options(populate_existing=True)
+)
+_DAY_VERSIONS = (
+    select(InfusionDay.id, InfusionDay.status, InfusionDay.version)
+    .where(
+        InfusionDay.id.in_(bindparam("day_ids", expanding=True)),
+        InfusionDay.status.in_(PLANNABLE),
+    )
+    .order_by(InfusionDay.date, InfusionDay.id)
+)
+
+
 def _set_status(session: Session, day_ids: Sequence[int], status: InfusionDayStatus) -> None:
     for start in range(0, len(day_ids), 5000):
-        session.execute(
-            update(InfusionDay)
-            .where(InfusionDay.id.in_(day_ids[start : start + 5000]))
-            .values(status=status, version=InfusionDay.version + 1)
-            .execution_options(synchronize_session=False)
-        )
+        session.execute(_SET_STATUS, {"day_ids": day_ids[start : start + 5000], "status": status})
 
 
 @dataclass
@@ -235,19 +311,20 @@ class _Draft:
     missing: dict[int, list[dict[str, int]]] = field(default_factory=dict)
 
 
+def _plannable(session: Session, day_ids: Sequence[int]) -> list[InfusionDay]:
+    """These days as the database has them now, those still to plan, in date order."""
+    return list(session.scalars(_PLANNABLE_DAYS, {"day_ids": list(day_ids)}).all())
+
+
 def _draft(
-    session: Session, day_ids: Sequence[int], templates: dict[int, KitTemplate], today: date
+    session: Session,
+    days: Sequence[InfusionDay],
+    templates: dict[int, TemplateNeeds],
+    today: date,
 ) -> _Draft:
-    days = list(
-        session.scalars(
-            select(InfusionDay)
-            .where(InfusionDay.id.in_(day_ids), InfusionDay.status.in_(PLANNABLE))
-            .order_by(InfusionDay.date, InfusionDay.id)
-            .execution_options(populate_existing=True)
-        ).all()
-    )
+    """The FEFO allocation for ``days`` (plannable, in date order) from what is free now."""
     draft = _Draft(
-        days,
+        list(days),
         [(day.id, day.status, day.version) for day in days],
         needs_for(session, days, templates),
     )
@@ -264,20 +341,13 @@ def _draft(
     return draft
 
 
-def _still_holds(session: Session, draft: _Draft, templates: dict[int, KitTemplate]) -> bool:
+def _still_holds(session: Session, draft: _Draft, templates: dict[int, TemplateNeeds]) -> bool:
     """Under the item locks: are the days as they were, and do they lack the same units? (The
     ledger checks that the balances drawn on still have them.) A short day is drafted again:
     stock may have come in meanwhile."""
     if draft.missing:
         return False
-    versions = session.execute(
-        select(InfusionDay.id, InfusionDay.status, InfusionDay.version)
-        .where(
-            InfusionDay.id.in_([day.id for day in draft.days]),
-            InfusionDay.status.in_(PLANNABLE),
-        )
-        .order_by(InfusionDay.date, InfusionDay.id)
-    ).all()
+    versions = session.execute(_DAY_VERSIONS, {"day_ids": [day.id for day in draft.days]}).all()
     return [tuple(row) for row in versions] == draft.versions and (
         needs_for(session, draft.days, templates) == draft.needs
     )
@@ -298,15 +368,20 @@ def plan_days(session: Session, days: Sequence[InfusionDay], today: date) -> Pla
     therapy_sites = {day.therapy_id: day.site for day in days}
     day_ids = [day.id for day in days]
     templates = templates_for(session, set(therapy_sites))
-    draft = _draft(session, day_ids, templates, today)
+    # The first draft starts from the days as the caller loaded them: the check under the
+    # locks compares them with the database, and a stale one is drafted again from it.
+    plannable = sorted(
+        (day for day in days if day.status in PLANNABLE), key=lambda day: (day.date, day.id)
+    )
+    draft = _draft(session, plannable, templates, today)
     lock_items(session, template_item_ids(templates.values()))
     if not _still_holds(session, draft, templates):
-        draft = _draft(session, day_ids, templates, today)
+        draft = _draft(session, _plannable(session, day_ids), templates, today)
     by_id = {day.id: day for day in draft.days}
     try:
         hold_many(session, _reservation_rows(draft.allocations, by_id), items_locked=True)
     except InsufficientStock:  # stock moved since the draft: draft again, under the locks
-        draft = _draft(session, day_ids, templates, today)
+        draft = _draft(session, _plannable(session, day_ids), templates, today)
         by_id = {day.id: day for day in draft.days}
         hold_many(session, _reservation_rows(draft.allocations, by_id), items_locked=True)
     result = PlanResult(days_considered=len(draft.days))
@@ -332,7 +407,7 @@ def plan_days(session: Session, days: Sequence[InfusionDay], today: date) -> Pla
 def _reserve_equipment(
     session: Session,
     therapy_sites: dict[int, str],
-    templates: dict[int, KitTemplate],
+    templates: dict[int, TemplateNeeds],
     today: date,
     result: PlanResult,
 ) -> None:
