@@ -52,7 +52,7 @@ MICRO = Decimal("1000000")
 
 
 def _lock(session: Session, kit: Kit) -> Kit:
-    lock_items(session, sorted({r.item_id for r in kits.kit_reservations(session, kit.id)}))
+    lock_items(session, sorted(kits.held_item_ids(session, kit.id)))
     return kits.lock_row(session, kit.id, None)
 
 

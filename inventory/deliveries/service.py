@@ -207,7 +207,7 @@ def dispatch(session: Session, caller: Caller, route: Route, if_match: str | Non
     kit_ids = [stop.kit_id for stop in route.stops if stop.kind is StopKind.DELIVERY]
     item_ids: set[int] = set()
     for kit_id in kit_ids:
-        item_ids.update(r.item_id for r in kits.kit_reservations(session, kit_id))
+        item_ids.update(kits.held_item_ids(session, kit_id))
     lock_items(session, sorted(item_ids))
     route = session.scalars(
         select(Route)

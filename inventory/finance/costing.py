@@ -227,16 +227,21 @@ class ReportFacts:
     def long_period(self) -> bool:
         return (self.scope.last - self.scope.first).days >= INDEXED_PERIOD_DAYS
 
+    def _rows(self, query: Select[Any]) -> Any:
+        """The query's rows, fetched ``STREAM_ROWS`` at a time. Columns only, so on the
+        session's connection: the ORM would only wrap each row again."""
+        return self.session.connection().execute(query.execution_options(yield_per=STREAM_ROWS))
+
     def _stream(self, query: Select[Any]) -> ByPatient:
         if self.session.get_bind().dialect.name != "postgresql":
-            return ByPatient(self.session.execute(query.execution_options(yield_per=STREAM_ROWS)))
+            return ByPatient(self._rows(query))
         # A cursor is planned for its first tenth of rows by default (nested loops that take
         # minutes over a month of movements); a report reads every row. Sorting and grouping a
         # year of movements wants more than the default 4 MB. For this transaction only.
         self.session.execute(text("SET LOCAL cursor_tuple_fraction = 1.0"))
         self.session.execute(text(f"SET LOCAL work_mem = '{REPORT_WORK_MEM}'"))
         if not self.long_period():
-            return ByPatient(self.session.execute(query.execution_options(yield_per=STREAM_ROWS)))
+            return ByPatient(self._rows(query))
         # A long period reads most of the kits, documents and movements, but the planner
         # underestimates the kits it needs and probes them one by one (a nested loop per
         # infusion day), then sorts 200,000 lines to merge them: hash joins over whole scans
@@ -245,7 +250,7 @@ class ReportFacts:
         self.session.execute(text("SET LOCAL enable_nestloop = off"))
         self.session.execute(text("SET LOCAL enable_mergejoin = off"))
         try:
-            return ByPatient(self.session.execute(query.execution_options(yield_per=STREAM_ROWS)))
+            return ByPatient(self._rows(query))
         finally:
             self.session.execute(text("SET LOCAL enable_nestloop = DEFAULT"))
             self.session.execute(text("SET LOCAL enable_mergejoin = DEFAULT"))
@@ -454,7 +459,7 @@ class Facts:
         # before a therapy starts, or left at home after it ended, is still its cost.
         query = self._narrow(query, Therapy.site, Therapy.patient_id)
         schedules, rates, multipliers = self.shared.fees()
-        for therapy in self.session.execute(query):
+        for therapy in self.session.connection().execute(query):
             external_ref, payer_id, payer_name = (
                 therapy.external_ref,
                 therapy.payer_id,
@@ -509,7 +514,7 @@ class Facts:
         )
         query = self._narrow(query, InfusionDay.site, InfusionDay.patient_id)
         days: dict[int, list[date]] = defaultdict(list)
-        for therapy_id, day in self.session.execute(query):
+        for therapy_id, day in self.session.connection().execute(query):
             days[therapy_id].append(day)
         return days
 
@@ -519,7 +524,7 @@ class Facts:
             return
         days = kit_days_subquery(select(Kit.id).where(Kit.id.in_(wanted)))
         query = select(days.c.kit_id, days.c.days)
-        for kit_id, kit_days in self.session.execute(query):
+        for kit_id, kit_days in self.session.connection().execute(query):
             self.kit_days[int(kit_id)] = kit_days_of(kit_days)
 
     def _days_of(self, kit_id: int, days: str) -> list[tuple[date, int]]:
@@ -593,7 +598,7 @@ class Facts:
             .order_by(EquipmentEvent.serial_unit_id, EquipmentEvent.occurred_at, EquipmentEvent.id)
         )
         by_unit: dict[int, list[Any]] = defaultdict(list)
-        for row in self.session.execute(query):
+        for row in self.session.connection().execute(query):
             by_unit[row.serial_unit_id].append(row)
         found: list[tuple[int | None, date, date | None, Decimal]] = []
         for events in by_unit.values():

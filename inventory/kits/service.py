@@ -79,6 +79,17 @@ def kit_reservations(session: Session, kit_id: int) -> list[Reservation]:
     )
 
 
+def held_item_ids(session: Session, kit_id: int) -> set[int]:
+    """The items of the kit's held reservations: what its item locks cover."""
+    return set(
+        session.scalars(
+            select(Reservation.item_id)
+            .where(Reservation.kit_id == kit_id, Reservation.status.in_(HELD))
+            .distinct()
+        ).all()
+    )
+
+
 def kit_days(session: Session, kit_id: int) -> list[InfusionDay]:
     return list(
         session.scalars(

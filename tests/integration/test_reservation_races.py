@@ -4,6 +4,7 @@ the last 10 units, on PostgreSQL and on SQLite (threads; the process race is in 
 from __future__ import annotations
 
 from collections import Counter
+from datetime import date
 from typing import Any
 
 import pytest
@@ -117,5 +118,43 @@ def test_stock_taken_between_the_draft_and_the_locks_is_drafted_again(
     assert (result.days_fully_reserved, result.days_short, result.reserved_lines) == (0, 1, 0)
     with yard.database.transaction() as session:
         assert session.get(InfusionDay, day_id).status is InfusionDayStatus.SHORT  # type: ignore[union-attr]
+        assert session.scalars(select(Reservation)).all() == []
+        assert ledger_discrepancies(session) == []
+
+
+@pytest.mark.parametrize("scratch", ["postgresql"], indirect=True)
+def test_a_day_cancelled_after_it_was_read_is_not_reserved(
+    yard: Stockyard, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first draft starts from the day as the caller read it. If the day is cancelled
+    before the item locks are taken, the check under the locks sees it, and the day is drafted
+    again from the database: nothing is reserved for a cancelled day. (PostgreSQL only, as
+    above.)"""
+    from inventory.planning import service as planning
+    from inventory.therapies import service as therapies
+
+    yard.receive(quantity=10)
+    [day_id] = yard.daily_therapy(days=1)
+    cancelled: list[int] = []
+    real_lock_items = planning.lock_items
+
+    def a_coordinator_cancels_it_first(session: Any, item_ids: Any) -> None:
+        if not cancelled:  # the draft is made from the day as read; another cancels it
+            cancelled.append(day_id)
+            with yard.database.transaction() as other:
+                day = other.get(InfusionDay, day_id)
+                assert day is not None
+                therapies.change_day(other, day, {"status": InfusionDayStatus.CANCELLED})
+        real_lock_items(session, item_ids)
+
+    monkeypatch.setattr(planning, "lock_items", a_coordinator_cancels_it_first)
+    with yard.database.transaction() as session:
+        day = session.get(InfusionDay, day_id)
+        assert day is not None and day.status is InfusionDayStatus.SCHEDULED
+        result = planning.plan_days(session, [day], date.today())
+    assert cancelled
+    assert (result.days_considered, result.reserved_lines) == (0, 0)
+    with yard.database.transaction() as session:
+        assert session.get(InfusionDay, day_id).status is InfusionDayStatus.CANCELLED  # type: ignore[union-attr]
         assert session.scalars(select(Reservation)).all() == []
         assert ledger_discrepancies(session) == []
