@@ -149,7 +149,14 @@ def needs_for(
     session: Session, days: Sequence[InfusionDay], templates: dict[int, TemplateNeeds]
 ) -> list[Need]:
     """What each day's template asks for, less what is already reserved for it."""
-    reserved = _reserved_per_day(session, [day.id for day in days])
+    return _needs(days, templates, _reserved_per_day(session, [day.id for day in days]))
+
+
+def _needs(
+    days: Sequence[InfusionDay],
+    templates: dict[int, TemplateNeeds],
+    reserved: dict[tuple[int, int], int],
+) -> list[Need]:
     needs = []
     for day in days:
         for line in templates[day.therapy_id].lines:
@@ -285,11 +292,31 @@ _PLANNABLE_DAYS = (
     .order_by(InfusionDay.date, InfusionDay.id)
     .execution_options(populate_existing=True)
 )
-_DAY_VERSIONS = (
-    select(InfusionDay.id, InfusionDay.status, InfusionDay.version)
+_DAYS_AS_THEY_ARE = (  # each plannable day's version, and what is reserved for it, per item
+    select(
+        InfusionDay.id,
+        InfusionDay.status,
+        InfusionDay.version,
+        Reservation.item_id,
+        func.sum(Reservation.quantity),
+    )
+    .outerjoin(
+        Reservation,
+        and_(
+            Reservation.infusion_day_id == InfusionDay.id,
+            Reservation.status.in_([ReservationStatus.ACTIVE, ReservationStatus.PICKED]),
+        ),
+    )
     .where(
         InfusionDay.id.in_(bindparam("day_ids", expanding=True)),
         InfusionDay.status.in_(PLANNABLE),
+    )
+    .group_by(
+        InfusionDay.date,
+        InfusionDay.id,
+        InfusionDay.status,
+        InfusionDay.version,
+        Reservation.item_id,
     )
     .order_by(InfusionDay.date, InfusionDay.id)
 )
@@ -347,17 +374,23 @@ def _still_holds(session: Session, draft: _Draft, templates: dict[int, TemplateN
     stock may have come in meanwhile."""
     if draft.missing:
         return False
-    versions = session.execute(_DAY_VERSIONS, {"day_ids": [day.id for day in draft.days]}).all()
-    return [tuple(row) for row in versions] == draft.versions and (
-        needs_for(session, draft.days, templates) == draft.needs
-    )
+    versions: list[tuple[int, InfusionDayStatus, int]] = []
+    reserved: dict[tuple[int, int], int] = {}
+    for day_id, status, version, item_id, quantity in session.execute(
+        _DAYS_AS_THEY_ARE, {"day_ids": [day.id for day in draft.days]}
+    ):
+        if not versions or versions[-1][0] != day_id:
+            versions.append((day_id, status, version))
+        if item_id is not None:
+            reserved[(day_id, item_id)] = int(quantity)
+    return versions == draft.versions and _needs(draft.days, templates, reserved) == draft.needs
 
 
 def plan_days(session: Session, days: Sequence[InfusionDay], today: date) -> PlanResult:
     """Reserve what ``days`` still lack, FEFO, and mark each reserved or short.
 
     The allocation is drafted before the item locks are taken, from what is free then. Under
-    the locks it is checked (two short reads, and the ledger's own check of the balances) and
+    the locks it is checked (one short read, and the ledger's own check of the balances) and
     drafted again only if a concurrent planner, mover, canceller or stock movement changed
     what it was drawn from. The locks are held for little more than the writes, so
     concurrent reservations queue for milliseconds, not for the FEFO choice."""
