@@ -459,7 +459,7 @@ class Facts:
         # before a therapy starts, or left at home after it ended, is still its cost.
         query = self._narrow(query, Therapy.site, Therapy.patient_id)
         schedules, rates, multipliers = self.shared.fees()
-        for therapy in self.session.connection().execute(query):
+        for therapy in self.session.connection().execute(query).all():
             external_ref, payer_id, payer_name = (
                 therapy.external_ref,
                 therapy.payer_id,
@@ -514,7 +514,7 @@ class Facts:
         )
         query = self._narrow(query, InfusionDay.site, InfusionDay.patient_id)
         days: dict[int, list[date]] = defaultdict(list)
-        for therapy_id, day in self.session.connection().execute(query):
+        for therapy_id, day in self.session.connection().execute(query).all():
             days[therapy_id].append(day)
         return days
 
@@ -524,7 +524,7 @@ class Facts:
             return
         days = kit_days_subquery(select(Kit.id).where(Kit.id.in_(wanted)))
         query = select(days.c.kit_id, days.c.days)
-        for kit_id, kit_days in self.session.connection().execute(query):
+        for kit_id, kit_days in self.session.connection().execute(query).all():
             self.kit_days[int(kit_id)] = kit_days_of(kit_days)
 
     def _days_of(self, kit_id: int, days: str) -> list[tuple[date, int]]:
@@ -598,7 +598,7 @@ class Facts:
             .order_by(EquipmentEvent.serial_unit_id, EquipmentEvent.occurred_at, EquipmentEvent.id)
         )
         by_unit: dict[int, list[Any]] = defaultdict(list)
-        for row in self.session.connection().execute(query):
+        for row in self.session.connection().execute(query).all():
             by_unit[row.serial_unit_id].append(row)
         found: list[tuple[int | None, date, date | None, Decimal]] = []
         for events in by_unit.values():
