@@ -2,18 +2,32 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import BigInteger, Connection, DateTime, Engine, MetaData, create_engine, event
+import psycopg
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    DateTime,
+    Engine,
+    MetaData,
+    Select,
+    create_engine,
+    event,
+)
 from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.types import TypeDecorator
 
 from inventory.config import Settings
@@ -198,3 +212,78 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+class QueryAhead:
+    """A SELECT sent to PostgreSQL now and read later, on the session's own connection (so in
+    its transaction, seeing what it sees): psycopg's pipeline mode lets the server compute it
+    while Python works on what was read before. Until :meth:`rows` (or :meth:`close`) nothing
+    else may use the connection. On other databases the query simply runs in :meth:`rows`.
+
+    The statement is compiled as the session would compile it, and its parameters go through
+    their types' bind processors, as SQLAlchemy's own execution does; the rows come back as
+    the driver gives them (no result processors: plain columns only)."""
+
+    def __init__(self, session: Session, query: Select[Any]):
+        self.session = session
+        self.query = query
+        self._pipeline: ExitStack | None = None
+        connection = session.connection()
+        if connection.dialect.name != "postgresql":
+            return
+        compiled = query.compile(
+            dialect=connection.dialect, compile_kwargs={"render_postcompile": True}
+        )
+        self._statement = compiled.string
+        self._params = _processed_params(compiled, connection.dialect)
+        driver = connection.connection.driver_connection
+        pipeline = ExitStack()
+        try:
+            pipeline.enter_context(driver.pipeline())  # type: ignore[union-attr]
+            self._cursor = driver.cursor()  # type: ignore[union-attr]
+            self._cursor.execute(self._statement, self._params)
+        except psycopg.Error as error:
+            pipeline.close()
+            raise self._wrapped(error) from error
+        self._pipeline = pipeline
+
+    def rows(self) -> Sequence[Any]:
+        """The query's rows, once: waits for the server if it is still computing them."""
+        pipeline, self._pipeline = self._pipeline, None
+        if pipeline is None:
+            return self.session.connection().execute(self.query).all()
+        try:
+            with pipeline:
+                rows: list[Any] = self._cursor.fetchall()
+        except psycopg.Error as error:
+            raise self._wrapped(error) from error
+        return rows
+
+    def close(self) -> None:
+        """Reads and drops the rows if nobody did (a report abandoned halfway), so the
+        connection leaves pipeline mode; a failure then is the transaction's to report."""
+        pipeline, self._pipeline = self._pipeline, None
+        if pipeline is not None:
+            with contextlib.suppress(psycopg.Error), pipeline:
+                self._cursor.fetchall()
+
+    def _wrapped(self, error: psycopg.Error) -> Exception:
+        """The driver's error as SQLAlchemy raises it, so it is handled like any other."""
+        return DBAPIError.instance(
+            self._statement, self._params, error, psycopg.Error, hide_parameters=True
+        )
+
+
+def _processed_params(compiled: SQLCompiler, dialect: Dialect) -> dict[str, Any]:
+    """The compiled statement's parameters, each through its type's bind processor (an IN
+    list's values, rendered as ``name_1``, ``name_2``..., through their list's type)."""
+    params = {}
+    for key, value in compiled.params.items():
+        bind = compiled.binds.get(key)
+        if bind is None:
+            bind = compiled.binds.get(key.rsplit("_", 1)[0])
+        if bind is None:
+            raise LookupError(f"no bound parameter for {key}")
+        process = bind.type.bind_processor(dialect)
+        params[key] = process(value) if process is not None and value is not None else value
+    return params

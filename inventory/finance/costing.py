@@ -7,8 +7,10 @@ computed by :mod:`inventory.finance.rules`. Closed months are read from their sn
 
 from __future__ import annotations
 
+import bisect
+import functools
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
@@ -33,7 +35,7 @@ from sqlalchemy.orm import Session
 
 from inventory.care.models import Patient, Payer, PayerRate
 from inventory.catalog.models import Category, Item
-from inventory.db import business_date, business_zone
+from inventory.db import QueryAhead, business_date, business_zone
 from inventory.equipment.models import EquipmentEvent
 from inventory.equipment.rules import StatusChange, patient_periods
 from inventory.finance import rules
@@ -155,31 +157,49 @@ def kit_days_subquery(kits: Select[Any] | None = None) -> Any:
     return query.group_by(InfusionDay.kit_id).cte("kit_days")
 
 
-def kit_days_of(days: str) -> list[tuple[date, int]]:
+def kit_days_of(days: str) -> tuple[tuple[date, int], ...]:
     """A kit's days from :func:`kit_days_subquery`: (date, therapy) in order, the live ones, or
     all of them when none is."""
-    every = [part.split(":") for part in days.split(",")]
-    live = [
-        (date.fromisoformat(day), int(therapy)) for day, therapy, alive in every if alive == "1"
-    ]
-    return sorted(live or [(date.fromisoformat(day), int(therapy)) for day, therapy, _ in every])
+    every = []
+    live = []
+    for part in days.split(","):
+        day, therapy, alive = part.split(":")
+        entry = (_iso_date(day), int(therapy))
+        every.append(entry)
+        if alive == "1":
+            live.append(entry)
+    return tuple(sorted(live or every))
+
+
+# A year's report reads some 50,000 kit days over a few hundred dates: parsed once each.
+_iso_date = functools.lru_cache(maxsize=4096)(date.fromisoformat)
 
 
 class ByPatient:
-    """Rows ordered by patient id (their first column), from one streamed query, handed out a
-    range of patients at a time: a report scans the movements once, not once per batch."""
+    """Rows ordered by patient id (their first column), from one streamed query read a chunk of
+    rows at a time, handed out a range of patients at a time: a report scans the movements
+    once, not once per batch."""
 
-    def __init__(self, rows: Iterable[Any]):
-        self._rows = iter(rows)
-        self._next = next(self._rows, None)
+    def __init__(self, chunks: Iterable[Sequence[Any]]):
+        self._chunks = iter(chunks)
+        self._held: list[Any] = []  # read from the query, not handed out yet
 
     def upto(self, patient_id: int | None) -> list[Any]:
         """The rows of the patients up to ``patient_id`` (None: all the rest)."""
-        taken = []
-        while self._next is not None and (patient_id is None or self._next[0] <= patient_id):
-            taken.append(self._next)
-            self._next = next(self._rows, None)
-        return taken
+        taken: list[Any] = []
+        while True:
+            if not self._held:
+                self._held = list(next(self._chunks, ()))
+                if not self._held:
+                    return taken
+            if patient_id is None or self._held[-1][0] <= patient_id:
+                taken.extend(self._held)
+                self._held = []
+                continue
+            cut = bisect.bisect_right(self._held, patient_id, key=lambda row: row[0])
+            taken.extend(self._held[:cut])
+            del self._held[:cut]
+            return taken
 
 
 Fees = tuple[
@@ -190,16 +210,25 @@ Fees = tuple[
 
 
 class ReportFacts:
-    """What a whole report reads once, however many batches it is computed in: the supplies
-    moved to and back from patients in the period, per kit and document, streamed in patient
-    order as batches ask for them; and the payers' fees."""
+    """What a whole report reads across its batches: the supplies moved to patients, a batch
+    at a time, each batch's sent to the database ahead while the batch before is computed
+    (:meth:`send_shipments`); those brought back, streamed in patient order as batches ask for
+    them; and the payers' fees, read once. :meth:`close` when done."""
 
     def __init__(self, session: Session, scope: Scope):
         self.session = session
         self.scope = scope
-        self._shipments: ByPatient | None = None
+        self._ahead: tuple[Scope, QueryAhead] | None = None
+        self._ready: tuple[Scope, Sequence[Any]] | None = None
         self._takebacks: ByPatient | None = None
         self._fees: Fees | None = None
+        self._postgresql = session.get_bind().dialect.name == "postgresql"
+        if self._postgresql:
+            # A cursor is planned for its first tenth of rows by default (nested loops that
+            # take minutes over a month of movements); a report reads every row. Grouping a
+            # batch's movements wants more than the default 4 MB. For this transaction only.
+            session.execute(text("SET LOCAL cursor_tuple_fraction = 1.0"))
+            session.execute(text(f"SET LOCAL work_mem = '{REPORT_WORK_MEM}'"))
 
     def fees(self) -> Fees:
         """The payers' rates and modifier multipliers, read once for the whole report; and the
@@ -217,59 +246,71 @@ class ReportFacts:
             self._fees = ({}, rates, multipliers)
         return self._fees
 
-    def _narrow(self, query: SelectT) -> SelectT:
-        if self.scope.site is not None:
-            query = query.where(Kit.site == self.scope.site)
-        if self.scope.patient_ids is not None:
-            query = query.where(Kit.patient_id.in_(self.scope.patient_ids))
+    def _narrow(self, query: SelectT, batch: Scope | None = None) -> SelectT:
+        scope = batch or self.scope
+        if scope.site is not None:
+            query = query.where(Kit.site == scope.site)
+        if scope.patient_ids is not None:
+            query = query.where(Kit.patient_id.in_(scope.patient_ids))
+        if scope.after is not None:
+            query = query.where(Kit.patient_id > scope.after)
+        if scope.upto is not None:
+            query = query.where(Kit.patient_id <= scope.upto)
         return query
 
     def long_period(self) -> bool:
         return (self.scope.last - self.scope.first).days >= INDEXED_PERIOD_DAYS
 
     def _rows(self, query: Select[Any]) -> Any:
-        """The query's rows, fetched ``STREAM_ROWS`` at a time. Columns only, so on the
-        session's connection: the ORM would only wrap each row again."""
-        return self.session.connection().execute(query.execution_options(yield_per=STREAM_ROWS))
+        """The query's rows in chunks of ``STREAM_ROWS``, fetched as they are read. Columns
+        only, so on the session's connection: the ORM would only wrap each row again."""
+        result = self.session.connection().execute(query.execution_options(yield_per=STREAM_ROWS))
+        return result.partitions()
 
-    def _stream(self, query: Select[Any]) -> ByPatient:
-        if self.session.get_bind().dialect.name != "postgresql":
-            return ByPatient(self._rows(query))
-        # A cursor is planned for its first tenth of rows by default (nested loops that take
-        # minutes over a month of movements); a report reads every row. Sorting and grouping a
-        # year of movements wants more than the default 4 MB. For this transaction only.
-        self.session.execute(text("SET LOCAL cursor_tuple_fraction = 1.0"))
-        self.session.execute(text(f"SET LOCAL work_mem = '{REPORT_WORK_MEM}'"))
-        if not self.long_period():
-            return ByPatient(self._rows(query))
-        # A long period reads most of the kits, documents and movements, but the planner
-        # underestimates the kits it needs and probes them one by one (a nested loop per
-        # infusion day), then sorts 200,000 lines to merge them: hash joins over whole scans
-        # take a year's shipments from about 1.0 s to 0.75 s. For this cursor only: it is
-        # planned when it is declared; the batches' own queries are planned as usual.
-        self.session.execute(text("SET LOCAL enable_nestloop = off"))
-        self.session.execute(text("SET LOCAL enable_mergejoin = off"))
-        try:
-            return ByPatient(self._rows(query))
-        finally:
-            self.session.execute(text("SET LOCAL enable_nestloop = DEFAULT"))
-            self.session.execute(text("SET LOCAL enable_mergejoin = DEFAULT"))
+    def send_shipments(self, batch: Scope) -> None:
+        """Sends the batch's shipments query ahead: the database computes it while the batch
+        before is computed here. Nothing else may be read until :meth:`settle`."""
+        self.settle()
+        self._ahead = (batch, QueryAhead(self.session, self._shipment_query(batch)))
 
-    def shipments(self, upto: int | None) -> list[Any]:
+    def settle(self) -> None:
+        """Reads what was sent ahead, leaving the connection free: before a batch's rows are
+        handed out, since whoever takes them may use the session."""
+        if self._ahead is not None:
+            batch, ahead = self._ahead
+            self._ahead = None
+            self._ready = (batch, ahead.rows())
+
+    def shipments(self, batch: Scope) -> Sequence[Any]:
         """(patient, kit, moved at, type, sum of line shares a day, sum of lines) per document
-        of supplies delivered to (or, by a reversal, taken back from) a patient."""
-        if self._shipments is None:
-            self._shipments = self._stream(self._shipment_query())
-        return self._shipments.upto(upto)
+        of supplies delivered to (or, by a reversal, taken back from) the batch's patients."""
+        if self._ahead is None or self._ahead[0] != batch:
+            if self._ready is not None and self._ready[0] == batch:
+                rows = self._ready[1]
+                self._ready = None
+                return rows
+            self.send_shipments(batch)
+        self.settle()
+        assert self._ready is not None
+        rows = self._ready[1]
+        self._ready = None
+        return rows
+
+    def close(self) -> None:
+        """Drops a query sent ahead and never read (a report abandoned halfway)."""
+        if self._ahead is not None:
+            self._ahead[1].close()
+            self._ahead = None
+        self._ready = None
 
     def takebacks(self, upto: int | None) -> list[Any]:
         """(patient, kit, brought back at, credit, waste) per document of supplies brought back
         from a patient within the period."""
         if self._takebacks is None:
-            self._takebacks = self._stream(self._takeback_query())
+            self._takebacks = ByPatient(self._rows(self._takeback_query()))
         return self._takebacks.upto(upto)
 
-    def _shipment_query(self) -> Select[Any]:
+    def _shipment_query(self, batch: Scope) -> Select[Any]:
         first_at = _start_of(self.session, self.scope.first)
         end_at = _start_of(self.session, self.scope.last + timedelta(days=1))
         # A kit's supplies cost its infusion days, or the day they arrived if that was later
@@ -303,7 +344,8 @@ class ReportFacts:
             self._narrow(
                 select(StockDocument.kit_id)
                 .join(Kit, Kit.id == StockDocument.kit_id)
-                .where(moved_in_period)
+                .where(moved_in_period),
+                batch,
             )
         )
         lines = (
@@ -340,7 +382,7 @@ class ReportFacts:
                 *LINE,
             )
         )
-        line = self._narrow(lines).subquery()
+        line = self._narrow(lines, batch).subquery()
         documents = (
             select(
                 line.c.patient_id,
@@ -410,7 +452,7 @@ class ReportFacts:
                 *LINE,
             )
         )
-        line = self._narrow(lines).subquery()
+        line = lines.subquery()
         return (
             select(
                 line.c.patient_id,
@@ -433,7 +475,7 @@ class Facts:
         self.shared = shared
         self.subjects: dict[int, Subject] = {}
         self.therapies: dict[int, rules.Therapy] = {}
-        self.kit_days: dict[int, list[tuple[date, int]]] = {}
+        self.kit_days: dict[int, tuple[tuple[date, int], ...]] = {}
 
     # -- therapies and their fee schedules ----------------------------------------------------
 
@@ -527,25 +569,26 @@ class Facts:
         for kit_id, kit_days in self.session.connection().execute(query).all():
             self.kit_days[int(kit_id)] = kit_days_of(kit_days)
 
-    def _days_of(self, kit_id: int, days: str) -> list[tuple[date, int]]:
-        if kit_id not in self.kit_days:
-            self.kit_days[kit_id] = kit_days_of(days)
-        return self.kit_days[kit_id]
+    def _days_of(self, kit_id: int, days: str) -> tuple[tuple[date, int], ...]:
+        found = self.kit_days.get(kit_id)
+        if found is None:
+            found = self.kit_days[kit_id] = kit_days_of(days)
+        return found
 
-    def shipments(self) -> list[rules.Shipment]:
-        """Supplies delivered to (or, by a reversal, taken back from) the batch's patients."""
+    def shipments(self, rows: Iterable[Any]) -> list[rules.Shipment]:
+        """Supplies delivered to (or, by a reversal, taken back from) the batch's patients,
+        from :meth:`ReportFacts.shipments`' rows."""
+        zone = business_zone(self.session)
         return [
             rules.Shipment(
                 int(kit_id),
-                tuple(self._days_of(int(kit_id), days)),
-                business_date(self.session, occurred_at),
+                self._days_of(int(kit_id), days),
+                occurred_at.astimezone(zone).date(),
                 int(floor_sum),
                 int(total),
                 1 if movement_type == MovementType.DELIVERY else -1,
             )
-            for _, kit_id, occurred_at, movement_type, floor_sum, total, days in (
-                self.shared.shipments(self.scope.upto)
-            )
+            for _, kit_id, occurred_at, movement_type, floor_sum, total, days in rows
         ]
 
     def takebacks(self) -> list[rules.Takeback]:
@@ -675,22 +718,29 @@ def closed_months(session: Session, first: date, last: date) -> list[tuple[str, 
 
 
 def live_entries(
-    session: Session, scope: Scope, shared: ReportFacts
+    session: Session, scope: Scope, shared: ReportFacts, following: Scope | None = None
 ) -> tuple[list[Entry], dict[int, Subject]]:
-    """The figures of a batch's open days, computed from the ledger and the schedules."""
+    """The figures of a batch's open days, computed from the ledger and the schedules. Once
+    the batch has read all it needs, the ``following`` batch's shipments are sent ahead, and
+    the database computes them while the rules compute this batch."""
     facts = Facts(session, scope, shared)
     facts.load_therapies()
-    entries: list[Entry] = []
     delivered = facts.delivered_days()
+    shipped = shared.shipments(scope)
+    takebacks = facts.takebacks()
+    stays = facts.stays()
+    if following is not None:
+        shared.send_shipments(following)
+    entries: list[Entry] = []
     for therapy_id, therapy in facts.therapies.items():
         entries.extend(
             rules.per_diem_entries(therapy, delivered.get(therapy_id, []), scope.first, scope.last)
         )
-    for shipment in facts.shipments():
+    for shipment in facts.shipments(shipped):
         entries.extend(rules.shipment_entries(shipment, scope.first, scope.last))
-    for takeback in facts.takebacks():
+    for takeback in takebacks:
         entries.extend(rules.takeback_entries(takeback, scope.first, scope.last))
-    for stay in facts.stays():
+    for stay in stays:
         entries.extend(rules.stay_entries(stay, scope.first, scope.last))
     subjects = facts.subjects
     entries = [entry for entry in entries if entry.therapy_id in subjects]
@@ -818,12 +868,15 @@ class Report:
         self.group_by = group_by
         self.totals = Figures()
 
-    def _batch_groups(self, scope: Scope, shared: ReportFacts) -> dict[tuple[Any, ...], Figures]:
-        entries, subjects = live_entries(self.session, scope, shared)
+    def _batch_groups(
+        self, scope: Scope, shared: ReportFacts, following: Scope | None
+    ) -> dict[tuple[Any, ...], Figures]:
+        closed = list(closed_rows(self.session, scope))
+        entries, subjects = live_entries(self.session, scope, shared, following)
         groups: dict[tuple[Any, ...], Figures] = {}
         for therapy_id, figures in rules.total_by(entries, lambda entry: entry.therapy_id).items():
             groups.setdefault(subjects[therapy_id].key(self.group_by), Figures()).merge(figures)
-        for row in closed_rows(self.session, scope):
+        for row in closed:
             groups.setdefault(row.subject.key(self.group_by), Figures()).merge(row.figures)
         return groups
 
@@ -831,12 +884,16 @@ class Report:
         per_patient = self.group_by in ("patient", "therapy")  # keys start with patient order
         pending: dict[tuple[Any, ...], Figures] = {}
         shared = ReportFacts(self.session, self.scope)
-        for scope in batches(self.session, self.scope):
-            for key, figures in self._batch_groups(scope, shared).items():
-                pending.setdefault(key, Figures()).merge(figures)
-            if per_patient:
-                yield from self._flush(pending)
-                pending = {}
+        try:
+            for scope, following in _with_following(batches(self.session, self.scope)):
+                for key, figures in self._batch_groups(scope, shared, following).items():
+                    pending.setdefault(key, Figures()).merge(figures)
+                shared.settle()
+                if per_patient:
+                    yield from self._flush(pending)
+                    pending = {}
+        finally:
+            shared.close()
         yield from self._flush(pending)
 
     def _flush(
@@ -854,15 +911,33 @@ def day_rows(session: Session, scope: Scope) -> Iterator[DayRow]:
     """The drill-down: one row per therapy and day with anything on it, by patient, then date,
     then therapy; computed a batch of patients at a time."""
     shared = ReportFacts(session, scope)
-    for batch in batches(session, scope):
-        entries, subjects = live_entries(session, batch, shared)
-        rows = [
-            DayRow(subjects[day.therapy_id], day.day, day.figures, sorted(day.kit_ids), day.rate)
-            for day in rules.by_day(entries)
-            if not day.figures.is_empty()
-        ]
-        del entries
-        rows.extend(closed_rows(session, batch))
-        rows.sort(key=lambda row: (row.subject.patient_id, row.day, row.subject.therapy_id))
-        yield from rows
-        del rows  # not kept while the next batch is computed
+    try:
+        for batch, following in _with_following(batches(session, scope)):
+            closed = list(closed_rows(session, batch))
+            entries, subjects = live_entries(session, batch, shared, following)
+            rows = [
+                DayRow(
+                    subjects[day.therapy_id], day.day, day.figures, sorted(day.kit_ids), day.rate
+                )
+                for day in rules.by_day(entries)
+                if not day.figures.is_empty()
+            ]
+            del entries
+            rows.extend(closed)
+            del closed
+            rows.sort(key=lambda row: (row.subject.patient_id, row.day, row.subject.therapy_id))
+            shared.settle()
+            yield from rows
+            del rows  # not kept while the next batch is computed
+    finally:
+        shared.close()
+
+
+def _with_following(scopes: Iterable[Scope]) -> Iterator[tuple[Scope, Scope | None]]:
+    """Each batch with the one after it (None for the last)."""
+    ahead = iter(scopes)
+    current = next(ahead, None)
+    while current is not None:
+        following = next(ahead, None)
+        yield current, following
+        current = following

@@ -43,6 +43,10 @@ import io
 from decimal import Decimal
 from typing import Any
 
+import pytest
+from sqlalchemy import select
+
+from inventory.care.models import Patient
 from inventory.finance import costing
 from tests.api.finance_builders import clock, march, run_march
 from tests.builders import ok
@@ -116,6 +120,28 @@ def test_the_month_is_the_same_computed_one_patient_at_a_time(as_role, app, monk
     assert ok(month.finance.get("/reports/per-diem/days", site=month.site, **MARCH)) == days
     rows = {row["external_ref"]: only_figures(row) for row in whole["patient"]["rows"]}
     assert rows == {month.ref("A"): A, month.ref("B"): B, month.ref("C"): C}
+
+
+def test_whoever_takes_the_drill_downs_rows_may_use_the_session_between_them(  # type: ignore[no-untyped-def]
+    as_role, app, database, monkeypatch
+) -> None:
+    """A batch's rows are handed out only once nothing sent ahead is pending, so a consumer
+    (the period close writes its snapshot as rows come) can run its own statements."""
+    month = run_march(as_role, app)
+    monkeypatch.setattr(costing, "BATCH_PATIENT_DAYS", 1)
+    session = database.session()
+    try:
+        scope = costing.scope_for(session, march(1), march(31), None)
+        refs = []
+        for row in costing.day_rows(session, scope):
+            refs.append(
+                session.execute(
+                    select(Patient.external_ref).where(Patient.id == row.subject.patient_id)
+                ).scalar_one()
+            )
+    finally:
+        session.close()
+    assert set(refs) == {month.ref("A"), month.ref("B"), month.ref("C")}
 
 
 def test_a_long_period_adds_up_to_its_months(as_role, app) -> None:  # type: ignore[no-untyped-def]
@@ -239,8 +265,13 @@ def download(api: Any, path: str, **params: Any) -> bytes:
     return data
 
 
-def test_a_closed_month_keeps_its_figures_byte_for_byte(as_role, app) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("batches", ["one batch", "one patient at a time"])
+def test_a_closed_month_keeps_its_figures_byte_for_byte(as_role, app, monkeypatch, batches) -> None:  # type: ignore[no-untyped-def]
+    """Also computed one patient at a time: the close then writes its snapshot while the
+    next batch's shipments have been sent to the database ahead (on PostgreSQL)."""
     month = run_march(as_role, app)
+    if batches == "one patient at a time":
+        monkeypatch.setattr(costing, "BATCH_PATIENT_DAYS", 1)
     with clock(march(31).replace(month=4, day=2)):
         before = download(month.finance, "/reports/per-diem", site=month.site, **MARCH)
         days_before = download(month.finance, "/reports/per-diem/days", site=month.site, **MARCH)
