@@ -177,8 +177,8 @@ _iso_date = functools.lru_cache(maxsize=4096)(date.fromisoformat)
 
 class ByPatient:
     """Rows ordered by patient id (their first column), from one streamed query read a chunk of
-    rows at a time, handed out a range of patients at a time: a report scans the movements
-    once, not once per batch."""
+    rows at a time, handed out a range of patients at a time: the returns of a whole report
+    are read in one scan, not one per batch."""
 
     def __init__(self, chunks: Iterable[Sequence[Any]]):
         self._chunks = iter(chunks)
@@ -281,17 +281,21 @@ class ReportFacts:
             self._ahead = None
             self._ready = (batch, ahead.rows())
 
+    def expect_shipments(self, batch: Scope) -> None:
+        """Makes sure the batch's shipments are on their way: sent ahead during the batch
+        before, or sent now. Nothing else may be read until :meth:`shipments`."""
+        if self._ready is not None and self._ready[0] == batch:
+            return
+        if self._ahead is not None and self._ahead[0] == batch:
+            return
+        self.send_shipments(batch)
+
     def shipments(self, batch: Scope) -> Sequence[Any]:
         """(patient, kit, moved at, type, sum of line shares a day, sum of lines) per document
         of supplies delivered to (or, by a reversal, taken back from) the batch's patients."""
-        if self._ahead is None or self._ahead[0] != batch:
-            if self._ready is not None and self._ready[0] == batch:
-                rows = self._ready[1]
-                self._ready = None
-                return rows
-            self.send_shipments(batch)
+        self.expect_shipments(batch)
         self.settle()
-        assert self._ready is not None
+        assert self._ready is not None and self._ready[0] == batch
         rows = self._ready[1]
         self._ready = None
         return rows
@@ -720,28 +724,32 @@ def closed_months(session: Session, first: date, last: date) -> list[tuple[str, 
 def live_entries(
     session: Session, scope: Scope, shared: ReportFacts, following: Scope | None = None
 ) -> tuple[list[Entry], dict[int, Subject]]:
-    """The figures of a batch's open days, computed from the ledger and the schedules. Once
-    the batch has read all it needs, the ``following`` batch's shipments are sent ahead, and
-    the database computes them while the rules compute this batch."""
+    """The figures of a batch's open days, computed from the ledger and the schedules.
+
+    The batch's shipments, the biggest read, are computed by the database while Python works:
+    sent once the batch's other reads are done (unless the batch before sent them ahead), and
+    taken once the rest is computed; then the ``following`` batch's are sent ahead, and the
+    database computes them while the rules compute this batch's."""
     facts = Facts(session, scope, shared)
     facts.load_therapies()
     delivered = facts.delivered_days()
-    shipped = shared.shipments(scope)
     takebacks = facts.takebacks()
     stays = facts.stays()
-    if following is not None:
-        shared.send_shipments(following)
+    shared.expect_shipments(scope)
     entries: list[Entry] = []
     for therapy_id, therapy in facts.therapies.items():
         entries.extend(
             rules.per_diem_entries(therapy, delivered.get(therapy_id, []), scope.first, scope.last)
         )
-    for shipment in facts.shipments(shipped):
-        entries.extend(rules.shipment_entries(shipment, scope.first, scope.last))
     for takeback in takebacks:
         entries.extend(rules.takeback_entries(takeback, scope.first, scope.last))
     for stay in stays:
         entries.extend(rules.stay_entries(stay, scope.first, scope.last))
+    shipped = shared.shipments(scope)
+    if following is not None:
+        shared.send_shipments(following)
+    for shipment in facts.shipments(shipped):
+        entries.extend(rules.shipment_entries(shipment, scope.first, scope.last))
     subjects = facts.subjects
     entries = [entry for entry in entries if entry.therapy_id in subjects]
     if scope.closed:
