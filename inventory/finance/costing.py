@@ -456,7 +456,7 @@ class ReportFacts:
                 *LINE,
             )
         )
-        line = lines.subquery()
+        line = self._narrow(lines).subquery()
         return (
             select(
                 line.c.patient_id,
