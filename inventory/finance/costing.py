@@ -115,6 +115,19 @@ class Scope:
     def batch(self, after: int | None, upto: int | None) -> Scope:
         return Scope(self.first, self.last, self.site, self.patient_ids, self.closed, after, upto)
 
+    def narrow(self, query: SelectT, site_column: Any | None, patient_column: Any) -> SelectT:
+        """The query, kept to the scope's site (unless no ``site_column`` applies) and
+        patients."""
+        if self.site is not None and site_column is not None:
+            query = query.where(site_column == self.site)
+        if self.patient_ids is not None:
+            query = query.where(patient_column.in_(self.patient_ids))
+        if self.after is not None:
+            query = query.where(patient_column > self.after)
+        if self.upto is not None:
+            query = query.where(patient_column <= self.upto)
+        return query
+
 
 def _start_of(session: Session, day: date) -> datetime:
     """The UTC instant a business day starts."""
@@ -247,16 +260,7 @@ class ReportFacts:
         return self._fees
 
     def _narrow(self, query: SelectT, batch: Scope | None = None) -> SelectT:
-        scope = batch or self.scope
-        if scope.site is not None:
-            query = query.where(Kit.site == scope.site)
-        if scope.patient_ids is not None:
-            query = query.where(Kit.patient_id.in_(scope.patient_ids))
-        if scope.after is not None:
-            query = query.where(Kit.patient_id > scope.after)
-        if scope.upto is not None:
-            query = query.where(Kit.patient_id <= scope.upto)
-        return query
+        return (batch or self.scope).narrow(query, Kit.site, Kit.patient_id)
 
     def long_period(self) -> bool:
         return (self.scope.last - self.scope.first).days >= INDEXED_PERIOD_DAYS
@@ -539,16 +543,7 @@ class Facts:
             )
 
     def _narrow(self, query: SelectT, site_column: Any | None, patient_column: Any) -> SelectT:
-        scope = self.scope
-        if scope.site is not None and site_column is not None:
-            query = query.where(site_column == scope.site)
-        if scope.patient_ids is not None:
-            query = query.where(patient_column.in_(scope.patient_ids))
-        if scope.after is not None:
-            query = query.where(patient_column > scope.after)
-        if scope.upto is not None:
-            query = query.where(patient_column <= scope.upto)
-        return query
+        return self.scope.narrow(query, site_column, patient_column)
 
     # -- what was delivered, returned, and stayed at home ---------------------------------------
 
@@ -765,14 +760,7 @@ def closed_rows(session: Session, scope: Scope) -> Iterator[DayRow]:
         ClosedDay.day <= scope.last,
         ClosedDay.month.in_([month for month, _, _ in scope.closed]),
     )
-    if scope.site is not None:
-        query = query.where(ClosedDay.site == scope.site)
-    if scope.patient_ids is not None:
-        query = query.where(ClosedDay.patient_id.in_(scope.patient_ids))
-    if scope.after is not None:
-        query = query.where(ClosedDay.patient_id > scope.after)
-    if scope.upto is not None:
-        query = query.where(ClosedDay.patient_id <= scope.upto)
+    query = scope.narrow(query, ClosedDay.site, ClosedDay.patient_id)
     for row in session.scalars(query.execution_options(yield_per=STREAM_ROWS)):
         yield DayRow(
             Subject(
