@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 from sqlalchemy import (
     BigInteger,
     ColumnElement,
+    CompoundSelect,
     Select,
     String,
     and_,
@@ -147,7 +148,7 @@ def line_cents() -> ColumnElement[int]:
 LINE = (Movement.item_id, Movement.lot_id, Movement.serial_unit_id)
 
 
-def kit_days_subquery(kits: Select[Any] | None = None) -> Any:
+def kit_days_subquery(kits: Select[Any] | CompoundSelect[Any] | None = None) -> Any:
     """Per kit: ``n``, the number of days its cost is spread over, and ``days``, every one of
     its infusion days as ``date:therapy:live`` joined by commas (:func:`kit_days_of` reads it).
     A kit's cost is spread over its days still to be given; if all were cancelled after it went
@@ -166,7 +167,7 @@ def kit_days_subquery(kits: Select[Any] | None = None) -> Any:
         func.aggregate_strings(day, ",").label("days"),
     ).where(InfusionDay.kit_id.is_not(None))
     if kits is not None:
-        query = query.where(InfusionDay.kit_id.in_(kits.scalar_subquery()))
+        query = query.where(InfusionDay.kit_id.in_(kits))
     return query.group_by(InfusionDay.kit_id).cte("kit_days")
 
 
@@ -328,10 +329,26 @@ class ReportFacts:
         if not self.long_period():
             # A short period reads its own documents through their indexes: those dated in
             # it, and those of kits with an infusion day in it.
-            kits_with_days = select(InfusionDay.kit_id).where(
-                InfusionDay.date >= self.scope.first,
-                InfusionDay.date <= self.scope.last,
-                InfusionDay.kit_id.is_not(None),
+            kits_with_days = batch.narrow(
+                select(InfusionDay.kit_id).where(
+                    InfusionDay.date >= self.scope.first,
+                    InfusionDay.date <= self.scope.last,
+                    InfusionDay.kit_id.is_not(None),
+                ),
+                InfusionDay.site,
+                InfusionDay.patient_id,
+            )
+            # The kits those documents are of, without reading the documents again.
+            moving_kits: Select[Any] | CompoundSelect[Any] = union(
+                self._narrow(
+                    select(StockDocument.kit_id)
+                    .join(Kit, Kit.id == StockDocument.kit_id)
+                    .where(
+                        StockDocument.occurred_at >= first_at, StockDocument.occurred_at < end_at
+                    ),
+                    batch,
+                ),
+                kits_with_days,
             )
             moved_in_period = StockDocument.id.in_(
                 union(
@@ -348,14 +365,13 @@ class ReportFacts:
                 StockDocument.occurred_at < end_at,
                 or_(StockDocument.occurred_at >= first_at, Kit.last_day >= self.scope.first),
             )
-        kits = kit_days_subquery(
-            self._narrow(
+            moving_kits = self._narrow(
                 select(StockDocument.kit_id)
                 .join(Kit, Kit.id == StockDocument.kit_id)
                 .where(moved_in_period),
                 batch,
             )
-        )
+        kits = kit_days_subquery(moving_kits)
         lines = (
             select(
                 Kit.patient_id.label("patient_id"),
