@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
@@ -214,29 +215,69 @@ class Database:
         self.engine.dispose()
 
 
+@dataclass(frozen=True)
+class CompiledQuery:
+    """A SELECT compiled once for the session's database, to be sent ahead many times with new
+    values for its named parameters (:class:`QueryAhead`). ``statement`` and ``params`` (each
+    through its type's bind processor) are PostgreSQL's; elsewhere the query runs as it is."""
+
+    query: Select[Any]
+    statement: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    processors: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, session: Session, query: Select[Any]) -> CompiledQuery:
+        connection = session.connection()
+        if connection.dialect.name != "postgresql":
+            return cls(query)
+        compiled = query.compile(
+            dialect=connection.dialect, compile_kwargs={"render_postcompile": True}
+        )
+        processors = _bind_processors(compiled, connection.dialect)
+        params = {
+            key: _processed(processors.get(key), value) for key, value in compiled.params.items()
+        }
+        return cls(query, compiled.string, params, processors)
+
+    def bound(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """The parameters with ``values`` for the named ones."""
+        unknown = values.keys() - self.params.keys()
+        if unknown:
+            raise LookupError(f"no bound parameter named {', '.join(sorted(unknown))}")
+        return self.params | {
+            key: _processed(self.processors.get(key), value) for key, value in values.items()
+        }
+
+
 class QueryAhead:
     """A SELECT sent to PostgreSQL now and read later, on the session's own connection (so in
     its transaction, seeing what it sees): psycopg's pipeline mode lets the server compute it
     while Python works on what was read before. Until :meth:`rows` (or :meth:`close`) nothing
     else may use the connection. On other databases the query simply runs in :meth:`rows`.
 
-    The statement is compiled as the session would compile it, and its parameters go through
-    their types' bind processors, as SQLAlchemy's own execution does; the rows come back as
-    the driver gives them (no result processors: plain columns only)."""
+    The statement is compiled as the session would compile it (once, given a
+    :class:`CompiledQuery`), and its parameters go through their types' bind processors, as
+    SQLAlchemy's own execution does; the rows come back as the driver gives them (no result
+    processors: plain columns only)."""
 
-    def __init__(self, session: Session, query: Select[Any]):
+    def __init__(
+        self,
+        session: Session,
+        query: Select[Any] | CompiledQuery,
+        values: Mapping[str, Any] | None = None,
+    ):
         self.session = session
-        self.query = query
-        self._pipeline: ExitStack | None = None
-        connection = session.connection()
-        if connection.dialect.name != "postgresql":
-            return
-        compiled = query.compile(
-            dialect=connection.dialect, compile_kwargs={"render_postcompile": True}
+        self.compiled = (
+            query if isinstance(query, CompiledQuery) else CompiledQuery.of(session, query)
         )
-        self._statement = compiled.string
-        self._params = _processed_params(compiled, connection.dialect)
-        driver = connection.connection.driver_connection
+        self.values = dict(values or {})
+        self._pipeline: ExitStack | None = None
+        if self.compiled.statement is None:
+            return
+        self._statement = self.compiled.statement
+        self._params = self.compiled.bound(self.values)
+        driver = session.connection().connection.driver_connection
         pipeline = ExitStack()
         try:
             pipeline.enter_context(driver.pipeline())  # type: ignore[union-attr]
@@ -251,7 +292,7 @@ class QueryAhead:
         """The query's rows, once: waits for the server if it is still computing them."""
         pipeline, self._pipeline = self._pipeline, None
         if pipeline is None:
-            return self.session.connection().execute(self.query).all()
+            return self.session.connection().execute(self.compiled.query, self.values).all()
         try:
             with pipeline:
                 rows: list[Any] = self._cursor.fetchall()
@@ -274,16 +315,21 @@ class QueryAhead:
         )
 
 
-def _processed_params(compiled: SQLCompiler, dialect: Dialect) -> dict[str, Any]:
-    """The compiled statement's parameters, each through its type's bind processor (an IN
-    list's values, rendered as ``name_1``, ``name_2``..., through their list's type)."""
-    params = {}
-    for key, value in compiled.params.items():
+def _bind_processors(compiled: SQLCompiler, dialect: Dialect) -> dict[str, Any]:
+    """Each parameter's bind processor, where its type has one (an IN list's values, rendered
+    as ``name_1``, ``name_2``..., take their list's)."""
+    processors = {}
+    for key in compiled.params:
         bind = compiled.binds.get(key)
         if bind is None:
             bind = compiled.binds.get(key.rsplit("_", 1)[0])
         if bind is None:
             raise LookupError(f"no bound parameter for {key}")
         process = bind.type.bind_processor(dialect)
-        params[key] = process(value) if process is not None and value is not None else value
-    return params
+        if process is not None:
+            processors[key] = process
+    return processors
+
+
+def _processed(process: Any, value: Any) -> Any:
+    return process(value) if process is not None and value is not None else value

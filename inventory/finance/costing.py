@@ -23,6 +23,7 @@ from sqlalchemy import (
     Select,
     String,
     and_,
+    bindparam,
     case,
     cast,
     func,
@@ -36,7 +37,7 @@ from sqlalchemy.orm import Session
 
 from inventory.care.models import Patient, Payer, PayerRate
 from inventory.catalog.models import Category, Item
-from inventory.db import QueryAhead, business_date, business_zone
+from inventory.db import CompiledQuery, QueryAhead, business_date, business_zone
 from inventory.equipment.models import EquipmentEvent
 from inventory.equipment.rules import StatusChange, patient_periods
 from inventory.finance import rules
@@ -116,17 +117,33 @@ class Scope:
     def batch(self, after: int | None, upto: int | None) -> Scope:
         return Scope(self.first, self.last, self.site, self.patient_ids, self.closed, after, upto)
 
-    def narrow(self, query: SelectT, site_column: Any | None, patient_column: Any) -> SelectT:
+    def bounds(self) -> tuple[int | None, int | None]:
+        """Which batch of the scope this is."""
+        return (self.after, self.upto)
+
+    def bound_values(self) -> dict[str, int]:
+        """The values of a ``named`` :meth:`narrow`'s parameters."""
+        values = {"after": self.after, "upto": self.upto}
+        return {name: value for name, value in values.items() if value is not None}
+
+    def narrow(
+        self, query: SelectT, site_column: Any | None, patient_column: Any, *, named: bool = False
+    ) -> SelectT:
         """The query, kept to the scope's site (unless no ``site_column`` applies) and
-        patients."""
+        patients. ``named``: the batch's bounds are the parameters ``after`` and ``upto``, so
+        one statement serves every batch (:meth:`bounds` gives their values)."""
         if self.site is not None and site_column is not None:
             query = query.where(site_column == self.site)
         if self.patient_ids is not None:
             query = query.where(patient_column.in_(self.patient_ids))
         if self.after is not None:
-            query = query.where(patient_column > self.after)
+            query = query.where(
+                patient_column > (bindparam("after", self.after) if named else self.after)
+            )
         if self.upto is not None:
-            query = query.where(patient_column <= self.upto)
+            query = query.where(
+                patient_column <= (bindparam("upto", self.upto) if named else self.upto)
+            )
         return query
 
 
@@ -233,7 +250,8 @@ class ReportFacts:
         self.session = session
         self.scope = scope
         self._ahead: tuple[Scope, QueryAhead] | None = None
-        self._ready: tuple[Scope, Sequence[Any]] | None = None
+        self._ready: dict[tuple[int | None, int | None], Sequence[Any]] = {}
+        self._statements: dict[tuple[bool, bool], CompiledQuery] = {}
         self._takebacks: ByPatient | None = None
         self._fees: Fees | None = None
         self._postgresql = session.get_bind().dialect.name == "postgresql"
@@ -261,7 +279,9 @@ class ReportFacts:
         return self._fees
 
     def _narrow(self, query: SelectT, batch: Scope | None = None) -> SelectT:
-        return (batch or self.scope).narrow(query, Kit.site, Kit.patient_id)
+        if batch is None:
+            return self.scope.narrow(query, Kit.site, Kit.patient_id)
+        return batch.narrow(query, Kit.site, Kit.patient_id, named=True)
 
     def long_period(self) -> bool:
         return (self.scope.last - self.scope.first).days >= INDEXED_PERIOD_DAYS
@@ -273,44 +293,53 @@ class ReportFacts:
         return result.partitions()
 
     def send_shipments(self, batch: Scope) -> None:
-        """Sends the batch's shipments query ahead: the database computes it while the batch
-        before is computed here. Nothing else may be read until :meth:`settle`."""
+        """Sends the batch's shipments query ahead (unless it was): the database computes it
+        while Python computes. Nothing else may be read until :meth:`settle`."""
         self.settle()
-        self._ahead = (batch, QueryAhead(self.session, self._shipment_query(batch)))
+        if batch.bounds() not in self._ready:
+            # Batches differ only in their bounds: one statement (per bound present) for all.
+            shape = (batch.after is None, batch.upto is None)
+            if shape not in self._statements:
+                self._statements[shape] = CompiledQuery.of(
+                    self.session, self._shipment_query(batch)
+                )
+            ahead = QueryAhead(self.session, self._statements[shape], batch.bound_values())
+            self._ahead = (batch, ahead)
 
     def settle(self) -> None:
-        """Reads what was sent ahead, leaving the connection free: before a batch's rows are
-        handed out, since whoever takes them may use the session."""
+        """Reads what was sent ahead, leaving the connection free: before a batch reads
+        anything else, or its rows are handed out (whoever takes them may use the session)."""
         if self._ahead is not None:
             batch, ahead = self._ahead
             self._ahead = None
-            self._ready = (batch, ahead.rows())
+            self._ready[batch.bounds()] = ahead.rows()
+
+    def has_shipments(self, batch: Scope) -> bool:
+        """Whether the batch's shipments are read already (not just sent)."""
+        return batch.bounds() in self._ready
 
     def expect_shipments(self, batch: Scope) -> None:
-        """Makes sure the batch's shipments are on their way: sent ahead during the batch
-        before, or sent now. Nothing else may be read until :meth:`shipments`."""
-        if self._ready is not None and self._ready[0] == batch:
+        """Makes sure the batch's shipments are on their way: read or sent during the batch
+        before, or sent now."""
+        if self.has_shipments(batch):
             return
-        if self._ahead is not None and self._ahead[0] == batch:
-            return
-        self.send_shipments(batch)
+        if self._ahead is None or self._ahead[0].bounds() != batch.bounds():
+            self.send_shipments(batch)
 
     def shipments(self, batch: Scope) -> Sequence[Any]:
         """(patient, kit, moved at, type, sum of line shares a day, sum of lines) per document
         of supplies delivered to (or, by a reversal, taken back from) the batch's patients."""
-        self.expect_shipments(batch)
-        self.settle()
-        assert self._ready is not None and self._ready[0] == batch
-        rows = self._ready[1]
-        self._ready = None
-        return rows
+        if not self.has_shipments(batch):
+            self.expect_shipments(batch)
+            self.settle()
+        return self._ready.pop(batch.bounds())
 
     def close(self) -> None:
         """Drops a query sent ahead and never read (a report abandoned halfway)."""
         if self._ahead is not None:
             self._ahead[1].close()
             self._ahead = None
-        self._ready = None
+        self._ready.clear()
 
     def takebacks(self, upto: int | None) -> list[Any]:
         """(patient, kit, brought back at, credit, waste) per document of supplies brought back
@@ -337,6 +366,7 @@ class ReportFacts:
                 ),
                 InfusionDay.site,
                 InfusionDay.patient_id,
+                named=True,
             )
             # The kits those documents are of, without reading the documents again.
             moving_kits: Select[Any] | CompoundSelect[Any] = union(
@@ -737,16 +767,20 @@ def live_entries(
 ) -> tuple[list[Entry], dict[int, Subject]]:
     """The figures of a batch's open days, computed from the ledger and the schedules.
 
-    The batch's shipments, the biggest read, are computed by the database while Python works:
-    sent once the batch's other reads are done (unless the batch before sent them ahead), and
-    taken once the rest is computed; then the ``following`` batch's are sent ahead, and the
-    database computes them while the rules compute this batch's."""
+    The shipments, the biggest read, are computed by the database while Python works. Once
+    the batch's other reads are done, the ``following`` batch's shipments are sent ahead if this
+    batch's were read during the batch before; otherwise (the first batch) this batch's are
+    sent, and the following batch's once they are taken."""
     facts = Facts(session, scope, shared)
     facts.load_therapies()
     delivered = facts.delivered_days()
     takebacks = facts.takebacks()
     stays = facts.stays()
-    shared.expect_shipments(scope)
+    if shared.has_shipments(scope):
+        if following is not None:
+            shared.send_shipments(following)
+    else:
+        shared.expect_shipments(scope)
     entries: list[Entry] = []
     for therapy_id, therapy in facts.therapies.items():
         entries.extend(
@@ -758,7 +792,7 @@ def live_entries(
         entries.extend(rules.stay_entries(stay, scope.first, scope.last))
     shipped = shared.shipments(scope)
     if following is not None:
-        shared.send_shipments(following)
+        shared.expect_shipments(following)
     for shipment in facts.shipments(shipped):
         entries.extend(rules.shipment_entries(shipment, scope.first, scope.last))
     subjects = facts.subjects

@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import (
     BigInteger,
     Connection,
+    bindparam,
     cast,
     func,
     literal,
@@ -22,7 +23,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import DBAPIError
 
 from inventory.care.models import Payer
-from inventory.db import Database, Money, QueryAhead
+from inventory.db import CompiledQuery, Database, Money, QueryAhead
 
 
 def test_the_query_sees_the_transactions_own_rows_and_its_parameters_are_typed(
@@ -93,4 +94,20 @@ def test_a_failing_query_raises_as_sqlalchemy_raises_it(database: Database) -> N
     assert raised.value.orig is not None
     assert getattr(raised.value.orig, "sqlstate", None) == "22012"  # division_by_zero
     session.rollback()
+    session.close()
+
+
+def test_one_compiled_query_is_sent_with_new_values_for_its_named_parameters(
+    database: Database,
+) -> None:
+    """How the report sends every batch's shipments with one statement; a value for a name
+    the query does not have is refused rather than ignored."""
+    session = database.session()
+    query = select(bindparam("low", 1) + 1, cast(literal(Decimal("0.5"), Money()), BigInteger))
+    compiled = CompiledQuery.of(session, query)
+    assert [tuple(row) for row in QueryAhead(session, compiled).rows()] == [(2, 5000)]
+    assert [tuple(row) for row in QueryAhead(session, compiled, {"low": 41}).rows()] == [(42, 5000)]
+    if compiled.statement is not None:  # PostgreSQL: the values are bound, not recompiled
+        with pytest.raises(LookupError):
+            QueryAhead(session, compiled, {"high": 1})
     session.close()
