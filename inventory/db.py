@@ -282,7 +282,9 @@ class QueryAhead:
         try:
             pipeline.enter_context(driver.pipeline())  # type: ignore[union-attr]
             self._cursor = driver.cursor()  # type: ignore[union-attr]
-            self._cursor.execute(self._statement, self._params)
+            # Not prepared server-side (psycopg would after 5 runs): each batch's bounds get
+            # a plan of their own, not a generic one.
+            self._cursor.execute(self._statement, self._params, prepare=False)
         except psycopg.Error as error:
             pipeline.close()
             raise self._wrapped(error) from error
