@@ -437,15 +437,17 @@ class ReportFacts:
             )
         )
         line = self._narrow(lines, batch).subquery()
-        documents = (
+        # Per document, with its kit's days (one kit per document: the aggregate only
+        # carries them through).
+        return (
             select(
                 line.c.patient_id,
-                line.c.document_id,
                 line.c.kit_id,
                 line.c.occurred_at,
                 line.c.type,
                 func.sum(line.c.cents // kits.c.n).label("floor_sum"),
                 func.sum(line.c.cents).label("total"),
+                func.min(kits.c.days).label("days"),
             )
             .join(kits, kits.c.kit_id == line.c.kit_id)
             .group_by(
@@ -455,20 +457,6 @@ class ReportFacts:
                 line.c.occurred_at,
                 line.c.type,
             )
-            .subquery()
-        )
-        return (
-            select(
-                documents.c.patient_id,
-                documents.c.kit_id,
-                documents.c.occurred_at,
-                documents.c.type,
-                documents.c.floor_sum,
-                documents.c.total,
-                kits.c.days,
-            )
-            .join(kits, kits.c.kit_id == documents.c.kit_id)
-            .order_by(documents.c.patient_id, documents.c.document_id)
         )
 
     def _takeback_query(self) -> Select[Any]:
