@@ -7,6 +7,7 @@ timestamps), so a closed period's report can be compared with a copy kept at clo
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import tempfile
@@ -132,51 +133,59 @@ def xlsx_file(
     figures give the same bytes."""
     target = tempfile.TemporaryFile()  # noqa: SIM115 - handed to the response, which closes it
     workbook = xlsxwriter.Workbook(target, {"constant_memory": True})
-    workbook.set_properties({"title": title, "created": datetime.combine(as_of, time.min)})
-    header = workbook.add_format({"bold": True, "bottom": 1})
-    money = workbook.add_format({"num_format": "#,##0.00"})
-    whole = workbook.add_format({"num_format": "0"})
-    day = workbook.add_format({"num_format": "yyyy-mm-dd"})
-    bold_money = workbook.add_format({"num_format": "#,##0.00", "bold": True, "top": 1})
-    bold_whole = workbook.add_format({"num_format": "0", "bold": True, "top": 1})
-    bold = workbook.add_format({"bold": True, "top": 1})
-    sheet = workbook.add_worksheet("Per diem")
-    sheet.freeze_panes(1, 0)
-    for col, name in enumerate(columns):
-        sheet.write_string(0, col, name, header)
-        sheet.set_column(col, col, max(12, len(name) + 2))
-    count = 0
-    for count, row in enumerate(rows, start=1):
+    try:
+        workbook.set_properties({"title": title, "created": datetime.combine(as_of, time.min)})
+        header = workbook.add_format({"bold": True, "bottom": 1})
+        money = workbook.add_format({"num_format": "#,##0.00"})
+        whole = workbook.add_format({"num_format": "0"})
+        day = workbook.add_format({"num_format": "yyyy-mm-dd"})
+        bold_money = workbook.add_format({"num_format": "#,##0.00", "bold": True, "top": 1})
+        bold_whole = workbook.add_format({"num_format": "0", "bold": True, "top": 1})
+        bold = workbook.add_format({"bold": True, "top": 1})
+        sheet = workbook.add_worksheet("Per diem")
+        sheet.freeze_panes(1, 0)
         for col, name in enumerate(columns):
-            value = row.get(name)
-            if value is None:
+            sheet.write_string(0, col, name, header)
+            sheet.set_column(col, col, max(12, len(name) + 2))
+        count = 0
+        for count, row in enumerate(rows, start=1):
+            for col, name in enumerate(columns):
+                value = row.get(name)
+                if value is None:
+                    continue
+                if name in MONEY_FIELDS or name == "rate":
+                    sheet.write_number(count, col, float(value), money)
+                elif isinstance(value, bool):
+                    sheet.write_string(count, col, str(value))
+                elif isinstance(value, int):
+                    sheet.write_number(count, col, value, whole)
+                elif isinstance(value, date):
+                    sheet.write_datetime(count, col, datetime.combine(value, time.min), day)
+                else:
+                    sheet.write_string(count, col, _cell(value))
+        last = count + 1
+        sheet.write_string(last, 0, "Total", bold)
+        summed = totals()
+        for col, name in enumerate(columns):
+            if col == 0 or name not in summed:
                 continue
-            if name in MONEY_FIELDS or name == "rate":
-                sheet.write_number(count, col, float(value), money)
-            elif isinstance(value, bool):
-                sheet.write_string(count, col, str(value))
-            elif isinstance(value, int):
-                sheet.write_number(count, col, value, whole)
-            elif isinstance(value, date):
-                sheet.write_datetime(count, col, datetime.combine(value, time.min), day)
-            else:
-                sheet.write_string(count, col, _cell(value))
-    last = count + 1
-    sheet.write_string(last, 0, "Total", bold)
-    summed = totals()
-    for col, name in enumerate(columns):
-        if col == 0 or name not in summed:
-            continue
-        value = summed[name]
-        letter = xlsxwriter.utility.xl_col_to_name(col)
-        if name in ("per_diem_units",):
-            sheet.write_formula(last, col, f"=SUM({letter}2:{letter}{last})", bold_whole, value)
-        elif name in MONEY_FIELDS and name != "cost_per_unit":
-            sheet.write_formula(
-                last, col, f"=SUM({letter}2:{letter}{last})", bold_money, float(value)
-            )
-        elif value is not None:
-            sheet.write_number(last, col, float(value), bold_money)
+            value = summed[name]
+            letter = xlsxwriter.utility.xl_col_to_name(col)
+            if name in ("per_diem_units",):
+                sheet.write_formula(last, col, f"=SUM({letter}2:{letter}{last})", bold_whole, value)
+            elif name in MONEY_FIELDS and name != "cost_per_unit":
+                sheet.write_formula(
+                    last, col, f"=SUM({letter}2:{letter}{last})", bold_money, float(value)
+                )
+            elif value is not None:
+                sheet.write_number(last, col, float(value), bold_money)
+    except BaseException:
+        # The rows failed (say, a query past its time limit): constant-memory mode keeps a
+        # temporary file per sheet that only closing the workbook closes.
+        with contextlib.suppress(Exception):
+            workbook.close()
+        target.close()
+        raise
     workbook.close()
     target.seek(0)
     return target
