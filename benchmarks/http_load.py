@@ -28,6 +28,10 @@ the load average at the start is in the results).
 taking the next scheduled day in date order, so every request reserves a whole day's supplies
 (FEFO). Compared with ``pgbench`` TPC-B-like (``pgbench -i``, scale 1, on a scratch database of
 its own, then ``pgbench -c 16 -j 2 -T N``) on the same PostgreSQL, in the same run, just before.
+And, after the other phases, with the same reservation as a bare Flask endpoint with
+hand-written SQL (``benchmarks/bare_reserve.py``: no auth, ORM, schemas or idempotency),
+served by the same gunicorn settings on the same database, taking the next days from the same
+pool: ``ratio_to_bare`` is what the service keeps of the bare work's throughput.
 
 **b. Reads.** ``GET /health`` (no database, no token: Flask's and gunicorn's floor), ``GET
 /api/v1/me`` (the token lookup: the floor of any authenticated call), ``GET /api/v1/stock`` (a
@@ -410,11 +414,13 @@ class Seeded:
     today: date
 
 
-def seed(database: Database, drivers: int, stops: int) -> Seeded:
-    """The pharmacy, the users, and ``stops`` dispatched one-day kits per driver."""
+def seed(database: Database, drivers: int, stops: int, patients: int = 0) -> Seeded:
+    """The pharmacy with ``patients`` (at least one per kit), the users, and ``stops``
+    dispatched one-day kits per driver."""
     started = time.perf_counter()
     today = utcnow().date()
-    patients = drivers * stops
+    kitted = drivers * stops
+    patients = max(patients, kitted)
     last = [started]
 
     def phase(name: str) -> None:
@@ -455,10 +461,12 @@ def seed(database: Database, drivers: int, stops: int) -> Seeded:
             .where(InfusionDay.id.in_(first_days))
             .order_by(InfusionDay.patient_id)
         ).all()
+        # Every course's equipment is held, so a reservation in the timed phase does the same
+        # work for every patient; only the first ``kitted`` patients get a kit.
         plan = planning.plan_days(session, days, today)
         if plan.days_short or plan.equipment_short:
             raise RuntimeError(f"the kit days are short of stock: {plan}")
-        chosen = [(day.patient_id, day.id) for day in days]
+        chosen = [(day.patient_id, day.id) for day in days[:kitted]]
     phase("kit days reserved")
     kit_ids: list[int] = []
     for patient_id, day_id in chosen:  # built, every line scanned as reserved, packed
@@ -594,7 +602,7 @@ class Server:
 
 
 @contextmanager
-def gunicorn(database_url: str, workers: int) -> Iterator[Server]:
+def gunicorn(database_url: str, workers: int, app: str = "inventory.wsgi:app") -> Iterator[Server]:
     """gunicorn serving the app as deployed (gunicorn.conf.py); stopped (and its workers with
     it) however the block ends."""
     port = free_port()
@@ -612,7 +620,7 @@ def gunicorn(database_url: str, workers: int) -> Iterator[Server]:
                 Path(sys.executable).parent / "gunicorn",
                 "-c",
                 str(ROOT / "gunicorn.conf.py"),
-                "inventory.wsgi:app",
+                app,
             ],
             env=env,
             cwd=ROOT,
@@ -674,6 +682,9 @@ def stop_on_sigterm() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+BARE_APP = "benchmarks.bare_reserve:app"  # the reservation's second baseline
+
+
 # --- the benchmarks --------------------------------------------------------------------------
 
 
@@ -689,8 +700,10 @@ def machine(database: Database) -> dict[str, Any]:
     }
 
 
-def reservations(server: Server, data: Seeded, size: Sizes) -> tuple[Outcome, int]:
-    pool = iter(data.open_days)
+def reservations(
+    server: Server, data: Seeded, size: Sizes, pool: Iterator[int]
+) -> tuple[Outcome, int]:
+    """``pool``: the scheduled days still to reserve, in date order (shared by the phases)."""
     lock = threading.Lock()
     lines = Counter[str]()
 
@@ -883,7 +896,11 @@ def _run(database_url: str, admin_url: str, size: Sizes, quick: bool) -> list[di
     database = Database(Settings(database_url=database_url, log_level="WARNING"))
     try:
         context = machine(database)
-        data = seed(database, size.clients, size.stops_per_driver)
+        # Three patients per kit: days enough for the service's phase and the bare one's.
+        data = seed(
+            database, size.clients, size.stops_per_driver, 3 * size.clients * size.stops_per_driver
+        )
+        days = iter(data.open_days)
         print(
             f"seeded in {data.seconds:.1f} s: {data.patients} patients, {data.infusion_days:,}"
             f" infusion days, {len(data.drivers)} drivers x {size.stops_per_driver}"
@@ -893,9 +910,12 @@ def _run(database_url: str, admin_url: str, size: Sizes, quick: bool) -> list[di
         print(f"pgbench: {baseline['pgbench_tps']} tps (scale {baseline['pgbench_scale']})")
         with gunicorn(database_url, size.workers) as server:
             print(f"gunicorn: {size.workers} workers on {server.host}:{server.port}")
-            reserved, reserved_lines = reservations(server, data, size)
+            reserved, reserved_lines = reservations(server, data, size, days)
             read = reads(server, data, size)
             delivered = confirmations(server, data, size)
+        with gunicorn(database_url, size.workers, BARE_APP) as server:
+            print(f"gunicorn: the bare Flask + SQL reservation ({BARE_APP})")
+            bare, _ = reservations(server, data, size, days)
         checks = afterwards(database, data)
     finally:
         database.dispose()
@@ -911,6 +931,7 @@ def _run(database_url: str, admin_url: str, size: Sizes, quick: bool) -> list[di
     show_table(
         [
             ("a. POST /infusion-days/{id}/reserve", reserved),
+            ("a. the same, bare Flask + SQL", bare),
             *[(f"b. GET {name}", outcome) for name, (outcome, _) in read.items()],
             ("d. POST /kits/{id}/delivery (new key)", delivered.first),
             ("d. POST /kits/{id}/delivery (replayed key)", delivered.replay),
@@ -930,7 +951,12 @@ def _run(database_url: str, admin_url: str, size: Sizes, quick: bool) -> list[di
             **baseline,
             "ratio_to_pgbench": round(ratio, 3) if ratio is not None else None,
             "target_ratio_to_pgbench": 0.3,
-            "problems": problems_of(reserved)[:5],
+            **bare.figures("bare_"),
+            "bare_ratio_to_pgbench": round(bare.rate / baseline["pgbench_tps"], 3)
+            if baseline["pgbench_tps"]
+            else None,
+            "ratio_to_bare": round(reserved.rate / bare.rate, 3) if bare.rate else None,
+            "problems": problems_of(reserved, bare)[:5],
         }
     ]
     read_figures: dict[str, Any] = {"benchmark": "http_reads", **common}
