@@ -19,10 +19,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
-from sqlalchemy import and_, bindparam, insert, or_, select, update
+from sqlalchemy import Integer, Table, and_, bindparam, insert, or_, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.util import identity_key
 
 from inventory.catalog.models import Item, Location, Tracking
 from inventory.db import business_date, to_money, utcnow
@@ -388,40 +389,59 @@ def _at_places(session: Session, model: type[ModelT], places: Sequence[Place]) -
     return found
 
 
-_STOCKED_BALANCES = (
-    select(Balance)
-    .where(
-        Balance.item_id.in_(bindparam("item_ids", expanding=True)),
-        Balance.location_id.in_(bindparam("location_ids", expanding=True)),
-        Balance.on_hand > 0,
-    )
-    .execution_options(populate_existing=True)
+_BALANCES = cast(Table, Balance.__table__)
+# Plain columns from the table, not Balance objects: a reservation only counts units.
+_STOCKED_BALANCES = select(
+    _BALANCES.c.id,
+    _BALANCES.c.item_id,
+    _BALANCES.c.lot_id,
+    _BALANCES.c.location_id,
+    _BALANCES.c.on_hand,
+    _BALANCES.c.reserved,
+).where(
+    _BALANCES.c.item_id.in_(bindparam("item_ids", expanding=True)),
+    _BALANCES.c.location_id.in_(bindparam("location_ids", expanding=True)),
+    _BALANCES.c.on_hand > 0,
+)
+# Relative, so it needs no object loaded: the item locks keep every other writer out.
+_COUNT_RESERVED = (
+    update(_BALANCES)
+    .where(_BALANCES.c.id == bindparam("balance_id"))
+    .values(reserved=_BALANCES.c.reserved + bindparam("units", type_=Integer))
 )
 
 
-def _stocked_balances(session: Session, places: Sequence[Place]) -> dict[Place, Balance]:
-    """The balances with units on hand at these places, fresh from the database. One
+@dataclass(frozen=True)
+class _Stocked:
+    balance_id: int
+    on_hand: int
+    reserved: int
+
+
+def _stocked_balances(session: Session, places: Sequence[Place]) -> dict[Place, _Stocked]:
+    """The balances with units on hand at these places, as the database has them now. One
     statement built once: it reads the items' stocked balances at the places' locations (a
     reservation's few lots, and perhaps a few more) and keeps the places asked for."""
     wanted = set(places)
-    found: dict[Place, Balance] = {}
+    found: dict[Place, _Stocked] = {}
     item_ids = sorted({item_id for item_id, _, _ in wanted})
     location_ids = sorted({location_id for _, _, location_id in wanted})
+    connection = session.connection()
     for start in range(0, len(item_ids), PLACES_PER_READ):
-        for balance in session.scalars(
+        for balance_id, item_id, lot_id, location_id, on_hand, reserved in connection.execute(
             _STOCKED_BALANCES,
             {"item_ids": item_ids[start : start + PLACES_PER_READ], "location_ids": location_ids},
         ):
-            place = (balance.item_id, balance.lot_id, balance.location_id)
+            place = (item_id, lot_id, location_id)
             if place in wanted:
-                found[place] = balance
+                found[place] = _Stocked(balance_id, on_hand, reserved)
     return found
 
 
 def _count_reserved(session: Session, wanted: dict[tuple[int, int | None, int], int]) -> None:
     """Add ``wanted`` units to the balances' reserved counts, refusing to exceed on hand.
-    The balances are read together; all are checked before any is changed, so a
-    refusal leaves them as they were; the updates go in one flush."""
+    Under the item locks, the balances are read together and all are checked before any is
+    changed, so a refusal leaves them as they were; the counts change in one executemany."""
     balances = _stocked_balances(session, list(wanted))
     for (item_id, lot_id, location_id), quantity in sorted(
         wanted.items(), key=lambda entry: (entry[0][0], entry[0][1] or 0, entry[0][2])
@@ -444,8 +464,16 @@ def _count_reserved(session: Session, wanted: dict[tuple[int, int | None, int], 
                     "available": available,
                 },
             )
-    for key, quantity in wanted.items():
-        balances[key].reserved += quantity
+    session.flush()  # any balance change still pending in the session goes first
+    counted = [
+        {"balance_id": balances[key].balance_id, "units": quantity}
+        for key, quantity in wanted.items()
+    ]
+    session.connection().execute(_COUNT_RESERVED, counted)
+    for entry in counted:  # a Balance already loaded in this session reads the new count
+        loaded = session.identity_map.get(identity_key(Balance, entry["balance_id"]))
+        if loaded is not None:
+            session.expire(loaded, ["reserved"])
 
 
 def hold(session: Session, reservations: Sequence[Reservation]) -> None:

@@ -109,6 +109,7 @@ def set_reserved(database: Database, item_id: int, location_id: int, reserved: i
         )
         session.add_all([payer, patient, template, therapy])
         session.flush()
+        before = balance.reserved
         hold(
             session,
             [
@@ -122,6 +123,9 @@ def set_reserved(database: Database, item_id: int, location_id: int, reserved: i
                 )
             ],
         )
+        # hold() counts with one UPDATE, not through this object: loaded already, it must
+        # read the new count all the same.
+        assert balance.reserved == before + reserved
         session.commit()
     finally:
         session.close()
