@@ -13,6 +13,7 @@ from typing import Any, TypeVar, cast
 from flask import g, request
 from sqlalchemy import Table, bindparam, select
 
+from inventory.db import execute_plain
 from inventory.errors import Forbidden, Unauthorized
 from inventory.users.models import ApiToken, Role, User
 
@@ -77,7 +78,7 @@ def _authenticate() -> Caller:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("Send 'Authorization: Bearer <token>'.")
-    row = session().connection().execute(_CALLER, {"token_hash": hash_token(token.strip())}).first()
+    row = execute_plain(session(), _CALLER, {"token_hash": hash_token(token.strip())}).first()
     if row is None:
         raise Unauthorized("The token is unknown, revoked, or belongs to a deactivated user.")
     return Caller(*row)

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVarTuple, overload
 from zoneinfo import ZoneInfo
 
 import psycopg
@@ -24,11 +24,13 @@ from sqlalchemy import (
     create_engine,
     event,
 )
-from sqlalchemy.engine import Dialect
+from sqlalchemy.engine import Dialect, Result
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.sql import Executable
 from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.selectable import TypedReturnsRows
 from sqlalchemy.types import TypeDecorator
 
 from inventory.config import Settings
@@ -47,6 +49,30 @@ _MONEY_FACTOR = 10_000
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+_Columns = TypeVarTuple("_Columns")
+_Params = Mapping[str, Any] | Sequence[Mapping[str, Any]] | None
+
+
+@overload
+def execute_plain(
+    session: Session, statement: TypedReturnsRows[*_Columns], params: _Params = None
+) -> Result[*_Columns]: ...
+@overload
+def execute_plain(
+    session: Session, statement: Executable, params: _Params = None
+) -> Result[*tuple[Any, ...]]: ...
+def execute_plain(
+    session: Session, statement: Executable, params: _Params = None
+) -> Result[*tuple[Any, ...]]:
+    """Run a statement that returns plain columns, or writes rows no loaded object stands for
+    (a bulk UPDATE, an INSERT of rows), on the session's connection: what ``session.execute``
+    does for it, pending changes flushed first, without the ORM's execution work around each
+    statement (about a third of a small statement's client CPU, measured). ``params`` may be a
+    list of parameter sets (executemany)."""
+    session.flush()
+    return session.connection().execute(statement, params)
 
 
 def utcnow() -> datetime:

@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
 from inventory.catalog.models import Item, Location, Tracking
-from inventory.db import business_date, to_money, utcnow
+from inventory.db import business_date, execute_plain, to_money, utcnow
 from inventory.errors import Conflict, InsufficientStock, PeriodClosed
 from inventory.ledger.models import (
     Balance,
@@ -94,7 +94,7 @@ def lock_items(session: Session, item_ids: Sequence[int]) -> None:
     """Lock item rows in ascending id order: the single lock order of the ledger."""
     ids = sorted(set(item_ids))
     if ids:
-        session.execute(_LOCK_ITEMS, {"item_ids": ids}).all()
+        execute_plain(session, _LOCK_ITEMS, {"item_ids": ids}).all()
 
 
 Place = tuple[int, int | None, int]  # (item id, lot id, location id)
@@ -426,9 +426,9 @@ def _stocked_balances(session: Session, places: Sequence[Place]) -> dict[Place, 
     found: dict[Place, _Stocked] = {}
     item_ids = sorted({item_id for item_id, _, _ in wanted})
     location_ids = sorted({location_id for _, _, location_id in wanted})
-    connection = session.connection()
     for start in range(0, len(item_ids), PLACES_PER_READ):
-        for balance_id, item_id, lot_id, location_id, on_hand, reserved in connection.execute(
+        for balance_id, item_id, lot_id, location_id, on_hand, reserved in execute_plain(
+            session,
             _STOCKED_BALANCES,
             {"item_ids": item_ids[start : start + PLACES_PER_READ], "location_ids": location_ids},
         ):
@@ -464,12 +464,11 @@ def _count_reserved(session: Session, wanted: dict[tuple[int, int | None, int], 
                     "available": available,
                 },
             )
-    session.flush()  # any balance change still pending in the session goes first
     counted = [
         {"balance_id": balances[key].balance_id, "units": quantity}
         for key, quantity in wanted.items()
     ]
-    session.connection().execute(_COUNT_RESERVED, counted)
+    execute_plain(session, _COUNT_RESERVED, counted)
     for entry in counted:  # a Balance already loaded in this session reads the new count
         loaded = session.identity_map.get(identity_key(Balance, entry["balance_id"]))
         if loaded is not None:

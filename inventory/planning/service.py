@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from inventory.care.models import TemplateEquipment, TemplateLine
 from inventory.catalog.models import Item, Location, LocationKind
-from inventory.db import utcnow
+from inventory.db import execute_plain, utcnow
 from inventory.errors import Conflict, InsufficientStock
 from inventory.ledger.models import (
     Balance,
@@ -114,8 +114,8 @@ def templates_for(session: Session, therapy_ids: Iterable[int]) -> dict[int, Tem
     """What each therapy's template asks for, supplies and equipment, in one query."""
     lines: dict[int, list[SupplyLine]] = {}
     equipment: dict[int, list[EquipmentLine]] = {}
-    for therapy_id, kind, item_id, quantity in session.execute(
-        _TEMPLATES, {"therapy_ids": sorted(set(therapy_ids))}
+    for therapy_id, kind, item_id, quantity in execute_plain(
+        session, _TEMPLATES, {"therapy_ids": sorted(set(therapy_ids))}
     ):
         lines.setdefault(therapy_id, [])
         equipment.setdefault(therapy_id, [])
@@ -132,7 +132,7 @@ def templates_for(session: Session, therapy_ids: Iterable[int]) -> dict[int, Tem
 def _reserved_per_day(session: Session, day_ids: Sequence[int]) -> dict[tuple[int, int], int]:
     if not day_ids:
         return {}
-    rows = session.execute(_RESERVED_PER_DAY, {"day_ids": list(day_ids)}).all()
+    rows = execute_plain(session, _RESERVED_PER_DAY, {"day_ids": list(day_ids)}).all()
     return {(int(day_id or 0), int(item_id)): int(total) for day_id, item_id, total in rows}
 
 
@@ -237,7 +237,9 @@ def stock_candidates(
     ids = sorted(set(item_ids))
     if not ids:
         return []
-    rows = session.execute(_STOCK_CANDIDATES, {"item_ids": ids, "site": site, "today": today}).all()
+    rows = execute_plain(
+        session, _STOCK_CANDIDATES, {"item_ids": ids, "site": site, "today": today}
+    ).all()
     epoch = utcnow().replace(year=2000, month=1, day=1)
     return [
         StockCandidate(
@@ -324,7 +326,9 @@ _DAYS_AS_THEY_ARE = (  # each plannable day's version, and what is reserved for 
 
 def _set_status(session: Session, day_ids: Sequence[int], status: InfusionDayStatus) -> None:
     for start in range(0, len(day_ids), 5000):
-        session.execute(_SET_STATUS, {"day_ids": day_ids[start : start + 5000], "status": status})
+        execute_plain(
+            session, _SET_STATUS, {"day_ids": day_ids[start : start + 5000], "status": status}
+        )
 
 
 @dataclass
@@ -348,12 +352,22 @@ def _draft(
     days: Sequence[InfusionDay],
     templates: dict[int, TemplateNeeds],
     today: date,
+    *,
+    before_locks: bool = False,
 ) -> _Draft:
-    """The FEFO allocation for ``days`` (plannable, in date order) from what is free now."""
+    """The FEFO allocation for ``days`` (plannable, in date order) from what is free now.
+
+    ``before_locks``: a draft the locks will check. It takes a scheduled day to hold nothing
+    yet (what planning leaves: a day with reservations is reserved or short), which saves a
+    read per request; the check under the locks reads what the days really hold, and a day
+    that held something after all is drafted again."""
+    reads = [
+        day.id for day in days if not (before_locks and day.status is InfusionDayStatus.SCHEDULED)
+    ]
     draft = _Draft(
         list(days),
         [(day.id, day.status, day.version) for day in days],
-        needs_for(session, days, templates),
+        _needs(days, templates, _reserved_per_day(session, reads)),
     )
     by_id = {day.id: day for day in days}
     missing: dict[int, list[dict[str, int]]] = defaultdict(list)
@@ -376,8 +390,8 @@ def _still_holds(session: Session, draft: _Draft, templates: dict[int, TemplateN
         return False
     versions: list[tuple[int, InfusionDayStatus, int]] = []
     reserved: dict[tuple[int, int], int] = {}
-    for day_id, status, version, item_id, quantity in session.execute(
-        _DAYS_AS_THEY_ARE, {"day_ids": [day.id for day in draft.days]}
+    for day_id, status, version, item_id, quantity in execute_plain(
+        session, _DAYS_AS_THEY_ARE, {"day_ids": [day.id for day in draft.days]}
     ):
         if not versions or versions[-1][0] != day_id:
             versions.append((day_id, status, version))
@@ -406,7 +420,7 @@ def plan_days(session: Session, days: Sequence[InfusionDay], today: date) -> Pla
     plannable = sorted(
         (day for day in days if day.status in PLANNABLE), key=lambda day: (day.date, day.id)
     )
-    draft = _draft(session, plannable, templates, today)
+    draft = _draft(session, plannable, templates, today, before_locks=True)
     lock_items(session, template_item_ids(templates.values()))
     if not _still_holds(session, draft, templates):
         draft = _draft(session, _plannable(session, day_ids), templates, today)

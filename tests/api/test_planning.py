@@ -588,6 +588,25 @@ def test_reserving_a_reserved_day_again_reserves_nothing_new(
     assert held(coordinator) == [(only["id"], flush["id"], "FL", 4)]
 
 
+def test_a_scheduled_day_that_already_holds_its_supplies_is_not_given_them_twice(
+    coordinator, database, catalog, shelf, flush, therapy_on
+):
+    """The draft made before the locks takes a scheduled day to hold nothing yet (it saves a
+    read per request); the check under the locks reads what the day really holds and drafts
+    it again."""
+    catalog.receive(flush, shelf, 10, lot="FL", expiry=in_days(100))
+    _, [only] = therapy_on(1)
+    ok(coordinator.post(f"/infusion-days/{only['id']}/reserve"))
+    set_day_status(database, only["id"], InfusionDayStatus.SCHEDULED)
+
+    again = ok(coordinator.post(f"/infusion-days/{only['id']}/reserve"))
+
+    assert counts(again) == (0, 0, 1, 0)
+    assert held(coordinator) == [(only["id"], flush["id"], "FL", 4)]
+    assert stock_row(coordinator, flush["id"], shelf["id"]) == (10, 4, 6)
+    assert day(coordinator, only["id"])["status"] == "reserved"
+
+
 def test_reserving_a_reserved_day_of_a_course_with_equipment_reserves_nothing_new(
     coordinator, catalog, shelf, flush, pump, patient_id, pump_template
 ):
