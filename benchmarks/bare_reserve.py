@@ -23,12 +23,14 @@ time."""
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
 from flask import Flask, jsonify
+
+from inventory.config import Settings
+from inventory.db import postgresql_options
 
 app = Flask(__name__)
 _connection: psycopg.Connection[Any] | None = None
@@ -62,10 +64,14 @@ MARK = "UPDATE infusion_days SET status = 'reserved', version = version + 1 WHER
 
 
 def connection() -> psycopg.Connection[Any]:
+    """The worker's connection, with the service's own session settings (timeouts, UTC)."""
     global _connection
     if _connection is None or _connection.closed:
-        url = os.environ["INVENTORY_DATABASE_URL"].replace("postgresql+psycopg://", "postgresql://")
-        _connection = psycopg.connect(url, autocommit=True)  # transaction() brackets each
+        settings = Settings.from_env()
+        url = settings.database_url.replace("postgresql+psycopg://", "postgresql://")
+        _connection = psycopg.connect(  # autocommit: transaction() brackets each request
+            url, autocommit=True, options=postgresql_options(settings)
+        )
     return _connection
 
 
@@ -105,8 +111,12 @@ def _reserve(db: psycopg.Connection[Any], day_id: int) -> int:
         reservations: list[tuple[Any, ...]] = []
         now = datetime.now(UTC)
         for item_id, wanted in lines:
-            for balance_id, lot_id, location_id, available in free.get(item_id, []):
+            choices = free.get(item_id, [])
+            for index, (balance_id, lot_id, location_id, available) in enumerate(choices):
                 take = min(wanted, available)
+                if not take:
+                    continue
+                choices[index] = (balance_id, lot_id, location_id, available - take)
                 holds.append((take, balance_id))
                 reservations.append(
                     (site, therapy_id, day_id, item_id, lot_id, location_id, take, now)

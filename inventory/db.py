@@ -177,21 +177,25 @@ def make_engine(settings: Settings) -> Engine:
         )
         _configure_sqlite(engine, settings)
         return engine
-    options = (
-        f"-c lock_timeout={settings.pg_lock_timeout_ms}"
-        f" -c statement_timeout={settings.pg_statement_timeout_ms}"
-        " -c timezone=UTC"
-        # The planner's cost estimates for a year's report trigger JIT compilation, which
-        # takes seconds: longer than running the queries (measured by scripts/bench report).
-        " -c jit=off"
-    )
     return create_engine(
         url,
         hide_parameters=True,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_pool_size,
         pool_pre_ping=True,
-        connect_args={"options": options},
+        connect_args={"options": postgresql_options(settings)},
+    )
+
+
+def postgresql_options(settings: Settings) -> str:
+    """The session settings every PostgreSQL connection starts with (libpq ``options``)."""
+    return (
+        f"-c lock_timeout={settings.pg_lock_timeout_ms}"
+        f" -c statement_timeout={settings.pg_statement_timeout_ms}"
+        " -c timezone=UTC"
+        # The planner's cost estimates for a year's report trigger JIT compilation, which
+        # takes seconds: longer than running the queries (measured by scripts/bench report).
+        " -c jit=off"
     )
 
 

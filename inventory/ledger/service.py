@@ -403,7 +403,9 @@ _STOCKED_BALANCES = select(
     _BALANCES.c.location_id.in_(bindparam("location_ids", expanding=True)),
     _BALANCES.c.on_hand > 0,
 )
-# Relative, so it needs no object loaded: the item locks keep every other writer out.
+# Relative, so it needs no object loaded: the item locks keep every other writer out. Code
+# that sets a balance's count from an object (the postings, release) reads that balance fresh
+# under the same locks first (_at_places, _balance_for), so it never writes back a stale one.
 _COUNT_RESERVED = (
     update(_BALANCES)
     .where(_BALANCES.c.id == bindparam("balance_id"))
@@ -442,6 +444,8 @@ def _count_reserved(session: Session, wanted: dict[tuple[int, int | None, int], 
     """Add ``wanted`` units to the balances' reserved counts, refusing to exceed on hand.
     Under the item locks, the balances are read together and all are checked before any is
     changed, so a refusal leaves them as they were; the counts change in one executemany."""
+    if not wanted:
+        return
     balances = _stocked_balances(session, list(wanted))
     for (item_id, lot_id, location_id), quantity in sorted(
         wanted.items(), key=lambda entry: (entry[0][0], entry[0][1] or 0, entry[0][2])

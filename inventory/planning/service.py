@@ -358,9 +358,10 @@ def _draft(
     """The FEFO allocation for ``days`` (plannable, in date order) from what is free now.
 
     ``before_locks``: a draft the locks will check. It takes a scheduled day to hold nothing
-    yet (what planning leaves: a day with reservations is reserved or short), which saves a
-    read per request; the check under the locks reads what the days really hold, and a day
-    that held something after all is drafted again."""
+    yet, which saves a read per request: planning leaves a day with reservations reserved or
+    short, and a moved or cancelled day releases them. A recall sets the days it takes a lot
+    from back to scheduled with their other reservations; the check under the locks reads
+    what the days really hold, and such a day is drafted again there."""
     reads = [
         day.id for day in days if not (before_locks and day.status is InfusionDayStatus.SCHEDULED)
     ]

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from inventory.ledger.service import hold, hold_many
 from inventory.users.models import Role
 from tests.api.ledger_helpers import (
     all_pages,
@@ -367,6 +368,20 @@ def test_reserved_units_cannot_be_moved(
     ok(warehouse.post("/transfers", {"lines": [move(plain_item, shelf, other_shelf, 2)]}), 201)
     [row] = ok(warehouse.get("/stock", item_id=plain_item["id"], location_id=shelf["id"]))["items"]
     assert (row["on_hand"], row["reserved"], row["available"]) == (8, 8, 0)
+
+
+def test_holding_nothing_changes_nothing(warehouse, database, catalog, plain_item, shelf):
+    catalog.receive(plain_item, shelf, 10)
+    session = database.session()
+    try:
+        hold(session, [])
+        hold_many(session, [])
+        session.commit()
+    finally:
+        session.close()
+
+    [row] = ok(warehouse.get("/stock", item_id=plain_item["id"], location_id=shelf["id"]))["items"]
+    assert (row["on_hand"], row["reserved"], row["available"]) == (10, 0, 10)
 
 
 def test_a_transfer_can_be_replayed_with_its_idempotency_key(
